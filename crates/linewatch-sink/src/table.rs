@@ -1,0 +1,738 @@
+//! The partitioned table: atomic writes, listing and reading back.
+
+use std::collections::{BTreeMap, HashMap};
+use std::fs::{self, File};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use arrow_array::cast::AsArray;
+use arrow_array::types::{
+    TimestampMicrosecondType, TimestampMillisecondType, TimestampNanosecondType,
+    TimestampSecondType,
+};
+use arrow_array::{Array, ArrowPrimitiveType, PrimitiveArray, RecordBatch, UInt32Array};
+use arrow_schema::{DataType, Schema, SchemaRef, TimeUnit};
+use chrono::DateTime;
+use parquet::arrow::ARROW_SCHEMA_META_KEY;
+use parquet::arrow::ArrowWriter;
+use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use parquet::basic::{Compression, ZstdLevel};
+use parquet::file::metadata::{KeyValue, ParquetMetaDataReader};
+use parquet::file::properties::{EnabledStatistics, WriterProperties};
+
+use crate::error::{Result, SinkError};
+use crate::file_name::FileName;
+use crate::sanitize::sanitize_partition_value;
+
+/// Default zstd level: fast to write, a good ratio for float features.
+pub const DEFAULT_ZSTD_LEVEL: i32 = 3;
+/// Default row group size in rows, sized for analytical scans (DuckDB / Polars / Spark
+/// parallelise over row groups; ~128k rows of ~30 columns is a few MB compressed).
+pub const DEFAULT_MAX_ROW_GROUP_ROWS: usize = 128 * 1024;
+/// Default name of the column that gives the `line=` partition.
+pub const DEFAULT_LINE_COLUMN: &str = "line";
+/// Prefix of in-progress files. Hidden (leading dot) and not ending in `.parquet`, so
+/// neither Spark/Hadoop nor a `**/*.parquet` glob picks them up.
+pub const TMP_PREFIX: &str = ".tmp-";
+const TMP_SUFFIX: &str = ".partial";
+
+const DATE_KEY: &str = "date";
+
+/// Sanitised (date, line) path values of one partition.
+type PartitionKey = (String, String);
+const LINE_KEY: &str = "line";
+
+/// How a table is laid out and encoded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TableConfig {
+    /// Table directory name under the output root, e.g. `scores` or `alerts`.
+    /// Must be a plain name: `[A-Za-z0-9_-]` (after an optional inner `.`), not empty.
+    pub table: String,
+    /// Timestamp column whose UTC date gives the `date=` partition, e.g. `window_start`.
+    pub timestamp_column: String,
+    /// Utf8 column whose value gives the `line=` partition (default `line`).
+    pub line_column: String,
+    /// zstd compression level, 1..=22 (default 3).
+    pub zstd_level: i32,
+    /// Maximum rows per row group, > 0 (default 131072).
+    pub max_row_group_rows: usize,
+    /// Keep the `line` column inside the files as well as in the path (default true).
+    ///
+    /// The contract says every row has `line`; a single file read without hive
+    /// partitioning still carries it. DuckDB and Spark accept a column that is both in
+    /// the file and in the path (the path value wins); readers that reject duplicates
+    /// (older DataFusion) can turn this off.
+    pub keep_partition_columns: bool,
+}
+
+impl TableConfig {
+    /// A config with the defaults for everything but the table name and timestamp column.
+    pub fn new(table: impl Into<String>, timestamp_column: impl Into<String>) -> Self {
+        TableConfig {
+            table: table.into(),
+            timestamp_column: timestamp_column.into(),
+            line_column: DEFAULT_LINE_COLUMN.to_owned(),
+            zstd_level: DEFAULT_ZSTD_LEVEL,
+            max_row_group_rows: DEFAULT_MAX_ROW_GROUP_ROWS,
+            keep_partition_columns: true,
+        }
+    }
+
+    /// Pure validation of the settings.
+    pub fn validate(&self) -> Result<()> {
+        if self.table.is_empty() || sanitize_partition_value(&self.table) != self.table {
+            return Err(SinkError::InvalidConfig(format!(
+                "table name {:?} must be a non-empty plain name ([A-Za-z0-9._-], no leading, \
+                 trailing or double dot)",
+                self.table
+            )));
+        }
+        if self.timestamp_column.is_empty() || self.line_column.is_empty() {
+            return Err(SinkError::InvalidConfig(
+                "timestamp_column and line_column must be set".to_owned(),
+            ));
+        }
+        if self.max_row_group_rows == 0 {
+            return Err(SinkError::InvalidConfig(
+                "max_row_group_rows must be > 0".to_owned(),
+            ));
+        }
+        ZstdLevel::try_new(self.zstd_level).map_err(|e| {
+            SinkError::InvalidConfig(format!("zstd_level {}: {e}", self.zstd_level))
+        })?;
+        Ok(())
+    }
+
+    /// Checks that `schema` has the columns this table partitions by: the line column as a
+    /// string (Utf8, LargeUtf8 or Utf8View) and the timestamp column as a Timestamp (any
+    /// unit; the date is taken in UTC).
+    pub fn validate_schema(&self, schema: &Schema) -> Result<()> {
+        let line = self.find(schema, &self.line_column)?;
+        if !matches!(
+            line.data_type(),
+            DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View
+        ) {
+            return Err(self.wrong_type(line, "Utf8"));
+        }
+        let ts = self.find(schema, &self.timestamp_column)?;
+        if !matches!(ts.data_type(), DataType::Timestamp(_, _)) {
+            return Err(self.wrong_type(ts, "Timestamp(Millisecond, \"UTC\")"));
+        }
+        Ok(())
+    }
+
+    fn find<'a>(&self, schema: &'a Schema, column: &str) -> Result<&'a arrow_schema::Field> {
+        schema
+            .field_with_name(column)
+            .map_err(|_| SinkError::MissingColumn {
+                table: self.table.clone(),
+                column: column.to_owned(),
+            })
+    }
+
+    fn wrong_type(&self, field: &arrow_schema::Field, expected: &'static str) -> SinkError {
+        SinkError::WrongColumnType {
+            table: self.table.clone(),
+            column: field.name().clone(),
+            expected,
+            found: field.data_type().clone(),
+        }
+    }
+}
+
+/// One file written by [`ParquetTable::write_file`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WrittenFile {
+    /// Final path of the file.
+    pub path: PathBuf,
+    /// Rows in the file.
+    pub rows: usize,
+    /// Size of the file in bytes.
+    pub bytes: u64,
+}
+
+/// A data file found by [`list_files`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileInfo {
+    /// Path of the file.
+    pub path: PathBuf,
+    /// Kafka partition, from the file name.
+    pub partition: i32,
+    /// First Kafka offset held, from the file name.
+    pub first_offset: i64,
+    /// Last Kafka offset held (inclusive), from the file name.
+    pub last_offset: i64,
+    /// The `date=` path value (`YYYY-MM-DD`).
+    pub date: String,
+    /// The `line=` path value as on disk (sanitised; see
+    /// [`decode_partition_value`](crate::decode_partition_value)).
+    pub line: String,
+}
+
+impl FileInfo {
+    /// The parsed file name.
+    pub fn file_name(&self) -> FileName {
+        FileName {
+            partition: self.partition,
+            first_offset: self.first_offset,
+            last_offset: self.last_offset,
+        }
+    }
+}
+
+/// A hive-partitioned Parquet table rooted at `OUT/<table>/`, laid out as
+/// `date=YYYY-MM-DD/line=<line>/part-….parquet`.
+///
+/// One writer per table directory: opening removes leftover temporary files, which would
+/// disturb another process writing the same table at that moment.
+#[derive(Debug, Clone)]
+pub struct ParquetTable {
+    root: PathBuf,
+    config: TableConfig,
+}
+
+impl ParquetTable {
+    /// Opens (creating if needed) `out_dir/<config.table>/` and removes temporary files
+    /// left by a crash.
+    pub fn open(out_dir: impl AsRef<Path>, config: TableConfig) -> Result<Self> {
+        config.validate()?;
+        let out_dir = out_dir.as_ref();
+        let root = out_dir.join(&config.table);
+        let existed = root.is_dir();
+        fs::create_dir_all(&root).map_err(SinkError::io(&root))?;
+        if !existed {
+            sync_dir(out_dir)?;
+        }
+        let table = ParquetTable { root, config };
+        let removed = table.cleanup_tmp_files()?;
+        if removed > 0 {
+            tracing::warn!(
+                table = %table.config.table,
+                removed,
+                "removed temporary files left by an interrupted write"
+            );
+        }
+        Ok(table)
+    }
+
+    /// The table directory (`OUT/<table>`).
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &TableConfig {
+        &self.config
+    }
+
+    /// Directory of one partition (values are sanitised here).
+    pub fn partition_dir(&self, date: &str, line: &str) -> PathBuf {
+        self.root
+            .join(format!("{DATE_KEY}={}", sanitize_partition_value(date)))
+            .join(format!("{LINE_KEY}={}", sanitize_partition_value(line)))
+    }
+
+    /// Removes `.tmp-*` files in the partition directories; returns how many.
+    pub fn cleanup_tmp_files(&self) -> Result<usize> {
+        let mut removed = 0;
+        for dir in partition_dirs(&self.root)? {
+            for entry in fs::read_dir(&dir.path).map_err(SinkError::io(&dir.path))? {
+                let entry = entry.map_err(SinkError::io(&dir.path))?;
+                let is_file = entry.file_type().is_ok_and(|t| t.is_file());
+                if is_file && entry.file_name().to_string_lossy().starts_with(TMP_PREFIX) {
+                    let path = entry.path();
+                    fs::remove_file(&path).map_err(SinkError::io(&path))?;
+                    tracing::debug!(path = %path.display(), "removed temporary file");
+                    removed += 1;
+                }
+            }
+        }
+        Ok(removed)
+    }
+
+    /// Checks a schema against this table's partition columns.
+    pub fn validate_schema(&self, schema: &Schema) -> Result<()> {
+        self.config.validate_schema(schema)
+    }
+
+    /// Writes the rows of `batches` as one file per (date, line) partition, all named
+    /// after `name`, with `kv_metadata` in every file's footer.
+    ///
+    /// Each file is written to a temporary name in its partition directory, fsynced,
+    /// renamed over the final name (so a rewrite of the same [`FileName`] replaces the
+    /// earlier file) and the directory fsynced. When this returns `Ok`, every file is
+    /// durable and the Kafka offsets in `name` may be committed. On error, files already
+    /// renamed stay; rewriting the same `name` later replaces them.
+    ///
+    /// Batches must share one schema holding the configured line and timestamp columns,
+    /// with no nulls in either. Rows keep their order within each file. No rows, no files.
+    pub fn write_file(
+        &self,
+        batches: &[RecordBatch],
+        name: &FileName,
+        kv_metadata: &[(String, String)],
+    ) -> Result<Vec<WrittenFile>> {
+        name.validate()?;
+        if let Some((key, _)) = kv_metadata.iter().find(|(k, _)| k == ARROW_SCHEMA_META_KEY) {
+            return Err(SinkError::ReservedMetadataKey(key.clone()));
+        }
+        let Some(first) = batches.first() else {
+            return Ok(Vec::new());
+        };
+        let schema = first.schema();
+        self.validate_schema(&schema)?;
+        if let Some(index) = batches
+            .iter()
+            .position(|b| b.schema().fields() != schema.fields())
+        {
+            return Err(SinkError::SchemaMismatch {
+                table: self.config.table.clone(),
+                index,
+            });
+        }
+
+        // Partition -> (batch index, row indices), sorted by (date, line).
+        let mut parts: BTreeMap<PartitionKey, Vec<(usize, Vec<u32>)>> = BTreeMap::new();
+        for (bi, batch) in batches.iter().enumerate() {
+            for (key, rows) in self.split_rows(bi, batch)? {
+                parts.entry(key).or_default().push((bi, rows));
+            }
+        }
+
+        let file_schema = self.file_schema(&schema)?;
+        let props = self.writer_properties(kv_metadata)?;
+        let final_name = name.to_string();
+        let mut written = Vec::with_capacity(parts.len());
+        for ((date, line), pieces) in parts {
+            let mut sub = Vec::with_capacity(pieces.len());
+            for (bi, rows) in pieces {
+                let batch = &batches[bi];
+                let taken = if rows.len() == batch.num_rows() {
+                    batch.clone()
+                } else {
+                    arrow_select::take::take_record_batch(batch, &UInt32Array::from(rows))?
+                };
+                sub.push(self.project(taken, &file_schema)?);
+            }
+            let dir = self
+                .root
+                .join(format!("{DATE_KEY}={date}"))
+                .join(format!("{LINE_KEY}={line}"));
+            let file =
+                self.write_partition(&dir, &final_name, file_schema.clone(), &sub, &props)?;
+            tracing::debug!(
+                table = %self.config.table,
+                path = %file.path.display(),
+                rows = file.rows,
+                bytes = file.bytes,
+                "parquet file committed"
+            );
+            written.push(file);
+        }
+        Ok(written)
+    }
+
+    /// Lists this table's data files; see [`list_files`].
+    pub fn list_files(&self) -> Result<Vec<FileInfo>> {
+        list_files(&self.root)
+    }
+
+    /// Groups the rows of one batch by sanitised (date, line).
+    fn split_rows(
+        &self,
+        bi: usize,
+        batch: &RecordBatch,
+    ) -> Result<BTreeMap<PartitionKey, Vec<u32>>> {
+        let cfg = &self.config;
+        let missing = |column: &str| SinkError::MissingColumn {
+            table: cfg.table.clone(),
+            column: column.to_owned(),
+        };
+        let ts = batch
+            .column_by_name(&cfg.timestamp_column)
+            .ok_or_else(|| missing(&cfg.timestamp_column))?;
+        let line = batch
+            .column_by_name(&cfg.line_column)
+            .ok_or_else(|| missing(&cfg.line_column))?;
+        let days = self.day_numbers(bi, ts.as_ref())?;
+        let lines = line_values(line.as_ref());
+
+        let mut date_cache: HashMap<i64, String> = HashMap::new();
+        let mut line_cache: HashMap<&str, String> = HashMap::new();
+        let mut out: BTreeMap<PartitionKey, Vec<u32>> = BTreeMap::new();
+        for (row, day) in days.iter().enumerate() {
+            let Some(raw_line) = lines.get(row).copied().flatten() else {
+                return Err(SinkError::NullPartitionValue {
+                    table: cfg.table.clone(),
+                    column: cfg.line_column.clone(),
+                    batch: bi,
+                    row,
+                });
+            };
+            let date = match date_cache.get(&day.0) {
+                Some(d) => d.clone(),
+                None => {
+                    let d = date_string(day.0).ok_or(SinkError::TimestampOutOfRange {
+                        table: cfg.table.clone(),
+                        column: cfg.timestamp_column.clone(),
+                        value: day.1,
+                    })?;
+                    date_cache.insert(day.0, d.clone());
+                    d
+                }
+            };
+            let line = line_cache
+                .entry(raw_line)
+                .or_insert_with(|| sanitize_partition_value(raw_line))
+                .clone();
+            let row_u32 = u32::try_from(row).map_err(|_| {
+                SinkError::InvalidConfig(format!("batch {bi} has more than u32::MAX rows"))
+            })?;
+            out.entry((date, line)).or_default().push(row_u32);
+        }
+        Ok(out)
+    }
+
+    /// Per row: (days since the epoch in UTC, raw value).
+    fn day_numbers(&self, bi: usize, ts: &dyn Array) -> Result<Vec<(i64, i64)>> {
+        fn days<T: ArrowPrimitiveType<Native = i64>>(
+            a: &PrimitiveArray<T>,
+            per_day: i64,
+        ) -> Vec<Option<(i64, i64)>> {
+            a.iter()
+                .map(|v| v.map(|v| (v.div_euclid(per_day), v)))
+                .collect()
+        }
+        let vals = match ts.data_type() {
+            DataType::Timestamp(TimeUnit::Second, _) => {
+                days(ts.as_primitive::<TimestampSecondType>(), 86_400)
+            }
+            DataType::Timestamp(TimeUnit::Millisecond, _) => {
+                days(ts.as_primitive::<TimestampMillisecondType>(), 86_400_000)
+            }
+            DataType::Timestamp(TimeUnit::Microsecond, _) => days(
+                ts.as_primitive::<TimestampMicrosecondType>(),
+                86_400_000_000,
+            ),
+            DataType::Timestamp(TimeUnit::Nanosecond, _) => days(
+                ts.as_primitive::<TimestampNanosecondType>(),
+                86_400_000_000_000,
+            ),
+            other => {
+                return Err(SinkError::WrongColumnType {
+                    table: self.config.table.clone(),
+                    column: self.config.timestamp_column.clone(),
+                    expected: "Timestamp(Millisecond, \"UTC\")",
+                    found: other.clone(),
+                });
+            }
+        };
+        vals.into_iter()
+            .enumerate()
+            .map(|(row, v)| {
+                v.ok_or_else(|| SinkError::NullPartitionValue {
+                    table: self.config.table.clone(),
+                    column: self.config.timestamp_column.clone(),
+                    batch: bi,
+                    row,
+                })
+            })
+            .collect()
+    }
+
+    fn file_schema(&self, schema: &SchemaRef) -> Result<SchemaRef> {
+        if self.config.keep_partition_columns {
+            return Ok(schema.clone());
+        }
+        let keep: Vec<usize> = (0..schema.fields().len())
+            .filter(|&i| schema.field(i).name() != &self.config.line_column)
+            .collect();
+        Ok(Arc::new(schema.project(&keep)?))
+    }
+
+    fn project(&self, batch: RecordBatch, file_schema: &SchemaRef) -> Result<RecordBatch> {
+        if self.config.keep_partition_columns {
+            return Ok(batch);
+        }
+        let schema = batch.schema();
+        let keep: Vec<usize> = file_schema
+            .fields()
+            .iter()
+            .filter_map(|f| schema.index_of(f.name()).ok())
+            .collect();
+        Ok(batch.project(&keep)?)
+    }
+
+    fn writer_properties(&self, kv: &[(String, String)]) -> Result<WriterProperties> {
+        let level = ZstdLevel::try_new(self.config.zstd_level).map_err(|e| {
+            SinkError::InvalidConfig(format!("zstd_level {}: {e}", self.config.zstd_level))
+        })?;
+        let kv: Vec<KeyValue> = kv
+            .iter()
+            .map(|(k, v)| KeyValue::new(k.clone(), v.clone()))
+            .collect();
+        Ok(WriterProperties::builder()
+            .set_compression(Compression::ZSTD(level))
+            .set_max_row_group_row_count(Some(self.config.max_row_group_rows.max(1)))
+            .set_statistics_enabled(EnabledStatistics::Page)
+            .set_key_value_metadata((!kv.is_empty()).then_some(kv))
+            .build())
+    }
+
+    fn write_partition(
+        &self,
+        dir: &Path,
+        final_name: &str,
+        schema: SchemaRef,
+        batches: &[RecordBatch],
+        props: &WriterProperties,
+    ) -> Result<WrittenFile> {
+        if !dir.is_dir() {
+            create_dirs_durably(&self.root, dir)?;
+        }
+        let tmp = dir.join(format!("{TMP_PREFIX}{final_name}{TMP_SUFFIX}"));
+        let path = dir.join(final_name);
+        let rows: usize = batches.iter().map(RecordBatch::num_rows).sum();
+        let result = (|| -> Result<u64> {
+            let file = File::create(&tmp).map_err(SinkError::io(&tmp))?;
+            let mut writer = ArrowWriter::try_new(file, schema, Some(props.clone()))
+                .map_err(SinkError::parquet(&tmp))?;
+            for batch in batches {
+                writer.write(batch).map_err(SinkError::parquet(&tmp))?;
+            }
+            let file = writer.into_inner().map_err(SinkError::parquet(&tmp))?;
+            file.sync_all().map_err(SinkError::io(&tmp))?;
+            let bytes = file.metadata().map_err(SinkError::io(&tmp))?.len();
+            drop(file);
+            fs::rename(&tmp, &path).map_err(SinkError::io(&path))?;
+            sync_dir(dir)?;
+            Ok(bytes)
+        })();
+        match result {
+            Ok(bytes) => Ok(WrittenFile { path, rows, bytes }),
+            Err(e) => {
+                if let Err(rm) = fs::remove_file(&tmp)
+                    && rm.kind() != std::io::ErrorKind::NotFound
+                {
+                    tracing::warn!(path = %tmp.display(), error = %rm, "could not remove temporary file");
+                }
+                Err(e)
+            }
+        }
+    }
+}
+
+/// Creates `dir` (below `root`) and fsyncs each parent whose entry list changed.
+fn create_dirs_durably(root: &Path, dir: &Path) -> Result<()> {
+    let mut missing = Vec::new();
+    let mut cur = dir;
+    while !cur.is_dir() && cur != root {
+        missing.push(cur.to_path_buf());
+        match cur.parent() {
+            Some(p) => cur = p,
+            None => break,
+        }
+    }
+    fs::create_dir_all(dir).map_err(SinkError::io(dir))?;
+    for created in missing.iter().rev() {
+        if let Some(parent) = created.parent() {
+            sync_dir(parent)?;
+        }
+    }
+    Ok(())
+}
+
+/// Makes a directory's entries (a rename, a new file) durable.
+#[cfg(unix)]
+fn sync_dir(dir: &Path) -> Result<()> {
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(SinkError::io(dir))
+}
+
+/// Directories cannot be opened for fsync here; renames are made durable by the OS.
+#[cfg(not(unix))]
+fn sync_dir(_dir: &Path) -> Result<()> {
+    Ok(())
+}
+
+/// Line values of a string column, `None` where null.
+fn line_values(a: &dyn Array) -> Vec<Option<&str>> {
+    match a.data_type() {
+        DataType::Utf8 => a.as_string::<i32>().iter().collect(),
+        DataType::LargeUtf8 => a.as_string::<i64>().iter().collect(),
+        DataType::Utf8View => a.as_string_view().iter().collect(),
+        _ => vec![None; a.len()],
+    }
+}
+
+/// `YYYY-MM-DD` (sanitised, for years beyond 9999) of a day number since the epoch.
+fn date_string(days: i64) -> Option<String> {
+    let secs = days.checked_mul(86_400)?;
+    let date = DateTime::from_timestamp(secs, 0)?.date_naive();
+    Some(sanitize_partition_value(
+        &date.format("%Y-%m-%d").to_string(),
+    ))
+}
+
+struct PartitionDir {
+    path: PathBuf,
+    date: String,
+    line: String,
+}
+
+/// `date=*/line=*` directories under `root` (symlinks are not followed).
+fn partition_dirs(root: &Path) -> Result<Vec<PartitionDir>> {
+    let mut out = Vec::new();
+    for (date_path, date) in subdirs_with_key(root, DATE_KEY)? {
+        for (path, line) in subdirs_with_key(&date_path, LINE_KEY)? {
+            out.push(PartitionDir {
+                path,
+                date: date.clone(),
+                line,
+            });
+        }
+    }
+    Ok(out)
+}
+
+fn subdirs_with_key(dir: &Path, key: &str) -> Result<Vec<(PathBuf, String)>> {
+    let entries = match fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(SinkError::io(dir)(e)),
+    };
+    let mut out = Vec::new();
+    for entry in entries {
+        let entry = entry.map_err(SinkError::io(dir))?;
+        if !entry.file_type().is_ok_and(|t| t.is_dir()) {
+            continue;
+        }
+        let name = entry.file_name();
+        let Some(name) = name.to_str() else { continue };
+        if let Some(value) = name
+            .strip_prefix(key)
+            .and_then(|rest| rest.strip_prefix('='))
+        {
+            out.push((entry.path(), value.to_owned()));
+        }
+    }
+    Ok(out)
+}
+
+/// Lists the data files of a table directory, parsing their names and partition values.
+/// Ignores foreign files, temporary files and directories outside the
+/// `date=*/line=*` layout. A missing directory is an empty table. Sorted by
+/// (Kafka partition, first offset, last offset, path).
+pub fn list_files(table_root: impl AsRef<Path>) -> Result<Vec<FileInfo>> {
+    let mut out = Vec::new();
+    for dir in partition_dirs(table_root.as_ref())? {
+        for entry in fs::read_dir(&dir.path).map_err(SinkError::io(&dir.path))? {
+            let entry = entry.map_err(SinkError::io(&dir.path))?;
+            if !entry.file_type().is_ok_and(|t| t.is_file()) {
+                continue;
+            }
+            let Some(name) = entry.file_name().to_str().and_then(FileName::parse) else {
+                continue;
+            };
+            out.push(FileInfo {
+                path: entry.path(),
+                partition: name.partition,
+                first_offset: name.first_offset,
+                last_offset: name.last_offset,
+                date: dir.date.clone(),
+                line: dir.line.clone(),
+            });
+        }
+    }
+    out.sort_by(|a, b| {
+        (a.partition, a.first_offset, a.last_offset, &a.path).cmp(&(
+            b.partition,
+            b.first_offset,
+            b.last_offset,
+            &b.path,
+        ))
+    });
+    Ok(out)
+}
+
+/// Reads a file's key-value metadata from its footer only (no data pages). The Arrow
+/// schema entry the writer adds (`ARROW:schema`) is left out; a key without a value reads
+/// as an empty string.
+pub fn read_footer_metadata(path: impl AsRef<Path>) -> Result<Vec<(String, String)>> {
+    let path = path.as_ref();
+    let file = File::open(path).map_err(SinkError::io(path))?;
+    let meta = ParquetMetaDataReader::new()
+        .parse_and_finish(&file)
+        .map_err(SinkError::parquet(path))?;
+    Ok(meta
+        .file_metadata()
+        .key_value_metadata()
+        .map(|kvs| {
+            kvs.iter()
+                .filter(|kv| kv.key != ARROW_SCHEMA_META_KEY)
+                .map(|kv| (kv.key.clone(), kv.value.clone().unwrap_or_default()))
+                .collect()
+        })
+        .unwrap_or_default())
+}
+
+/// Reads every batch of one Parquet file.
+pub fn read_file(path: impl AsRef<Path>) -> Result<Vec<RecordBatch>> {
+    let path = path.as_ref();
+    let file = File::open(path).map_err(SinkError::io(path))?;
+    let reader = ParquetRecordBatchReaderBuilder::try_new(file)
+        .and_then(|b| b.build())
+        .map_err(SinkError::parquet(path))?;
+    reader
+        .map(|b| {
+            b.map_err(|e| SinkError::Parquet {
+                path: path.to_path_buf(),
+                source: e.into(),
+            })
+        })
+        .collect()
+}
+
+/// Reads every data file of a table in [`list_files`] order (for tests and tools: it loads
+/// everything into memory). Only the columns stored in the files are returned; the hive
+/// partition values are in the paths.
+pub fn read_all(table_root: impl AsRef<Path>) -> Result<Vec<RecordBatch>> {
+    let mut out = Vec::new();
+    for info in list_files(table_root)? {
+        out.extend(read_file(&info.path)?);
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn date_strings() {
+        assert_eq!(date_string(0).as_deref(), Some("1970-01-01"));
+        assert_eq!(date_string(-1).as_deref(), Some("1969-12-31"));
+        // 2026-11-28
+        assert_eq!(date_string(20_785).as_deref(), Some("2026-11-28"));
+        assert_eq!(date_string(i64::MAX / 86_400_000), None);
+    }
+
+    #[test]
+    fn config_validation() {
+        assert!(
+            TableConfig::new("scores", "window_start")
+                .validate()
+                .is_ok()
+        );
+        for bad in ["", "..", "a/b", ".hidden", "x y"] {
+            assert!(TableConfig::new(bad, "ts").validate().is_err(), "{bad}");
+        }
+        let mut c = TableConfig::new("scores", "window_start");
+        c.max_row_group_rows = 0;
+        assert!(c.validate().is_err());
+        let mut c = TableConfig::new("scores", "window_start");
+        c.zstd_level = 99;
+        assert!(matches!(c.validate(), Err(SinkError::InvalidConfig(_))));
+    }
+}
