@@ -1,0 +1,73 @@
+//! Prints single-core readings/s for decode + windowing + batch building over
+//! 1,000 machines x 8 channels of contract JSON (the README figure).
+//!
+//! `cargo run --release -p linewatch-window --example throughput [-- N]`
+#![allow(clippy::unwrap_used, clippy::print_stdout)]
+
+#[path = "../benches/common/mod.rs"]
+mod common;
+
+use std::time::Instant;
+
+use linewatch_window::{DecodeLimits, FeatureSchema, Windower, decode_reading_ref};
+
+const POLL: usize = 10_000;
+
+fn main() {
+    let n: usize = std::env::args()
+        .nth(1)
+        .and_then(|a| a.parse().ok())
+        .unwrap_or(2_000_000);
+    let msgs = common::messages(n);
+    let bytes: usize = msgs.iter().map(Vec::len).sum();
+    let limits = DecodeLimits::default();
+    let channels = common::channel_set();
+    let schema = FeatureSchema::new(channels.clone());
+
+    // decode only
+    let t = Instant::now();
+    let mut vals = 0usize;
+    for m in &msgs {
+        vals += decode_reading_ref(m, &limits).unwrap().values.len();
+    }
+    let decode_s = t.elapsed().as_secs_f64();
+    assert_eq!(vals, n * 8);
+
+    // decode + window + batch, as the runtime does it
+    let best = (0..3)
+        .map(|_| {
+            let t = Instant::now();
+            let mut w = Windower::new(common::window_config(), channels.clone()).unwrap();
+            let mut rows = 0usize;
+            for (seq, m) in msgs.iter().enumerate() {
+                let r = decode_reading_ref(m, &limits).unwrap();
+                w.push_ref(&r, seq as u64).unwrap();
+                if seq % POLL == POLL - 1 {
+                    w.flush_idle();
+                    let closed = w.drain_closed();
+                    if !closed.is_empty() {
+                        rows += schema.build_batch(&closed).unwrap().num_rows();
+                    }
+                }
+            }
+            w.flush_all();
+            rows += schema.build_batch(&w.drain_closed()).unwrap().num_rows();
+            std::hint::black_box(rows);
+            t.elapsed().as_secs_f64()
+        })
+        .fold(f64::INFINITY, f64::min);
+
+    println!(
+        "messages: {n} ({:.0} bytes avg), 1000 machines x 8 channels, tumbling 10 s windows",
+        bytes as f64 / n as f64
+    );
+    println!(
+        "decode only:                 {:>10.0} readings/s ({:.0} MB/s)",
+        n as f64 / decode_s,
+        bytes as f64 / decode_s / 1e6
+    );
+    println!(
+        "decode + window + batch:     {:>10.0} readings/s (best of 3, one core)",
+        n as f64 / best
+    );
+}
