@@ -1,0 +1,276 @@
+//! Reading one machine's rows from the scores table, pruning partitions by date.
+
+use std::path::Path;
+
+use arrow_array::cast::AsArray;
+use arrow_array::types::{
+    Float32Type, Float64Type, TimestampMicrosecondType, TimestampMillisecondType,
+    TimestampNanosecondType, TimestampSecondType,
+};
+use arrow_array::{Array, RecordBatch};
+use arrow_schema::{DataType, TimeUnit};
+use chrono::{DateTime, NaiveDate, Utc};
+use serde::Deserialize;
+
+use crate::error::ReportError;
+
+const MS_PER_DAY: i64 = 86_400_000;
+
+/// One scored window of the machine.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Row {
+    pub start_ms: i64,
+    pub end_ms: i64,
+    pub line: String,
+    pub score: Option<f64>,
+    pub threshold: Option<f64>,
+    pub alert: bool,
+    pub model_version: Option<String>,
+    pub defect_prob: Option<f64>,
+    /// `(feature, contribution)` from `top_features`; empty when null or unreadable.
+    pub top: Vec<(String, f64)>,
+}
+
+#[derive(Deserialize)]
+struct Contribution {
+    name: String,
+    contribution: f64,
+}
+
+/// Milliseconds since the epoch, saturating far outside the table's range.
+pub(crate) fn to_ms(t: DateTime<Utc>) -> i64 {
+    t.timestamp_millis()
+}
+
+/// Whether a `date=` partition can hold windows starting in `[from, to)`. Rows land in
+/// the partition of their `window_start`'s UTC date, so the partition covers
+/// `[date 00:00, date+1 00:00)`. A value that is not a date is kept (the row filter
+/// decides).
+pub(crate) fn date_may_overlap(date: &str, from_ms: Option<i64>, to_ms: Option<i64>) -> bool {
+    let Ok(day) = NaiveDate::parse_from_str(date, "%Y-%m-%d") else {
+        return true;
+    };
+    let day_start = day
+        .and_hms_opt(0, 0, 0)
+        .map(|d| d.and_utc().timestamp_millis());
+    let Some(day_start) = day_start else {
+        return true;
+    };
+    let day_end = day_start.saturating_add(MS_PER_DAY);
+    from_ms.is_none_or(|f| day_end > f) && to_ms.is_none_or(|t| day_start < t)
+}
+
+/// Reads the rows of `machine` whose `window_start` lies in `[from, to)`, sorted by time.
+/// Only files in `date=` partitions that can hold such rows are opened.
+pub(crate) fn load_rows(
+    root: &Path,
+    machine: &str,
+    from_ms: Option<i64>,
+    to_ms: Option<i64>,
+) -> Result<Vec<Row>, ReportError> {
+    let mut rows = Vec::new();
+    for info in linewatch_sink::list_files(root)? {
+        if !date_may_overlap(&info.date, from_ms, to_ms) {
+            continue;
+        }
+        let path_line =
+            linewatch_sink::decode_partition_value(&info.line).unwrap_or_else(|| info.line.clone());
+        for batch in linewatch_sink::read_file(&info.path)? {
+            extract(
+                &batch, &info.path, &path_line, machine, from_ms, to_ms, &mut rows,
+            )?;
+        }
+    }
+    rows.sort_by_key(|r| (r.start_ms, r.end_ms));
+    Ok(rows)
+}
+
+fn extract(
+    batch: &RecordBatch,
+    path: &Path,
+    path_line: &str,
+    machine: &str,
+    from_ms: Option<i64>,
+    to_ms: Option<i64>,
+    out: &mut Vec<Row>,
+) -> Result<(), ReportError> {
+    let col = |name: &'static str| batch.column_by_name(name).map(|c| c.as_ref());
+    let required = |name: &'static str| {
+        col(name).ok_or_else(|| ReportError::MissingColumn {
+            path: path.to_path_buf(),
+            column: name,
+        })
+    };
+    let machines = strings(required("machine")?, path, "machine")?;
+    let starts = timestamps(required("window_start")?, path, "window_start")?;
+    let ends = match col("window_end") {
+        Some(c) => timestamps(c, path, "window_end")?,
+        None => starts.clone(),
+    };
+    let scores = floats(required("anomaly_score")?, path, "anomaly_score")?;
+    let alerts = bools(required("alert")?, path, "alert")?;
+    let n = batch.num_rows();
+    let optional_floats = |name: &'static str| match col(name) {
+        Some(c) => floats(c, path, name),
+        None => Ok(vec![None; n]),
+    };
+    let optional_strings = |name: &'static str| match col(name) {
+        Some(c) => strings(c, path, name),
+        None => Ok(vec![None; n]),
+    };
+    let thresholds = optional_floats("threshold")?;
+    let defect = optional_floats("defect_prob")?;
+    let versions = optional_strings("model_version")?;
+    let tops = optional_strings("top_features")?;
+    let lines = optional_strings("line")?;
+
+    for i in 0..n {
+        if machines[i] != Some(machine) {
+            continue;
+        }
+        let Some(start_ms) = starts[i] else { continue };
+        if from_ms.is_some_and(|f| start_ms < f) || to_ms.is_some_and(|t| start_ms >= t) {
+            continue;
+        }
+        let end_ms = ends[i].filter(|&e| e >= start_ms).unwrap_or(start_ms);
+        let top = tops[i]
+            .and_then(|json| serde_json::from_str::<Vec<Contribution>>(json).ok())
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|c| c.contribution.is_finite())
+            .map(|c| (c.name, c.contribution))
+            .collect();
+        out.push(Row {
+            start_ms,
+            end_ms,
+            line: lines[i].unwrap_or(path_line).to_owned(),
+            score: scores[i],
+            threshold: thresholds[i],
+            alert: alerts[i],
+            model_version: versions[i].map(str::to_owned),
+            defect_prob: defect[i],
+            top,
+        });
+    }
+    Ok(())
+}
+
+fn strings<'a>(
+    a: &'a dyn Array,
+    path: &Path,
+    column: &'static str,
+) -> Result<Vec<Option<&'a str>>, ReportError> {
+    Ok(match a.data_type() {
+        DataType::Utf8 => a.as_string::<i32>().iter().collect(),
+        DataType::LargeUtf8 => a.as_string::<i64>().iter().collect(),
+        DataType::Utf8View => a.as_string_view().iter().collect(),
+        other => return Err(wrong(path, column, "Utf8", other)),
+    })
+}
+
+/// Timestamps of any unit as milliseconds (sub-millisecond parts are floored).
+fn timestamps(
+    a: &dyn Array,
+    path: &Path,
+    column: &'static str,
+) -> Result<Vec<Option<i64>>, ReportError> {
+    Ok(match a.data_type() {
+        DataType::Timestamp(TimeUnit::Second, _) => a
+            .as_primitive::<TimestampSecondType>()
+            .iter()
+            .map(|v| v.and_then(|s| s.checked_mul(1000)))
+            .collect(),
+        DataType::Timestamp(TimeUnit::Millisecond, _) => a
+            .as_primitive::<TimestampMillisecondType>()
+            .iter()
+            .collect(),
+        DataType::Timestamp(TimeUnit::Microsecond, _) => a
+            .as_primitive::<TimestampMicrosecondType>()
+            .iter()
+            .map(|v| v.map(|us| us.div_euclid(1000)))
+            .collect(),
+        DataType::Timestamp(TimeUnit::Nanosecond, _) => a
+            .as_primitive::<TimestampNanosecondType>()
+            .iter()
+            .map(|v| v.map(|ns| ns.div_euclid(1_000_000)))
+            .collect(),
+        other => {
+            return Err(wrong(
+                path,
+                column,
+                "Timestamp(Millisecond, \"UTC\")",
+                other,
+            ));
+        }
+    })
+}
+
+/// Float64 or Float32 values; NaN and infinities read as missing.
+fn floats(
+    a: &dyn Array,
+    path: &Path,
+    column: &'static str,
+) -> Result<Vec<Option<f64>>, ReportError> {
+    let v: Vec<Option<f64>> = match a.data_type() {
+        DataType::Float64 => a.as_primitive::<Float64Type>().iter().collect(),
+        DataType::Float32 => a
+            .as_primitive::<Float32Type>()
+            .iter()
+            .map(|v| v.map(f64::from))
+            .collect(),
+        DataType::Null => vec![None; a.len()],
+        other => return Err(wrong(path, column, "Float64", other)),
+    };
+    Ok(v.into_iter().map(|x| x.filter(|x| x.is_finite())).collect())
+}
+
+/// Booleans; null reads as false.
+fn bools(a: &dyn Array, path: &Path, column: &'static str) -> Result<Vec<bool>, ReportError> {
+    match a.data_type() {
+        DataType::Boolean => Ok(a.as_boolean().iter().map(|v| v.unwrap_or(false)).collect()),
+        other => Err(wrong(path, column, "Boolean", other)),
+    }
+}
+
+fn wrong(
+    path: &Path,
+    column: &'static str,
+    expected: &'static str,
+    found: &DataType,
+) -> ReportError {
+    ReportError::WrongColumnType {
+        path: path.to_path_buf(),
+        column,
+        expected,
+        found: found.clone(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ms(s: &str) -> i64 {
+        DateTime::parse_from_rfc3339(s).unwrap().timestamp_millis()
+    }
+
+    #[test]
+    fn date_pruning() {
+        let from = Some(ms("2026-11-28T12:00:00Z"));
+        let to = Some(ms("2026-11-29T00:00:00Z"));
+        assert!(!date_may_overlap("2026-11-27", from, to));
+        assert!(date_may_overlap("2026-11-28", from, to));
+        // `to` is exclusive: a range ending at midnight does not reach the next day.
+        assert!(!date_may_overlap("2026-11-29", from, to));
+        assert!(date_may_overlap(
+            "2026-11-29",
+            from,
+            Some(ms("2026-11-29T00:00:01Z"))
+        ));
+        assert!(date_may_overlap("2026-11-29", None, None));
+        assert!(date_may_overlap("2020-01-01", None, to));
+        assert!(!date_may_overlap("2020-01-01", from, None));
+        // Not a date: kept, the row filter decides.
+        assert!(date_may_overlap("__HIVE_DEFAULT_PARTITION__", from, to));
+    }
+}
