@@ -1,0 +1,30 @@
+//! linewatch's runtime: the thin, effectful edge that wires the pure libraries together.
+//!
+//! # Layout
+//! - [`backtest`]: windowing, models and alerts over labelled CSV files, no Kafka.
+//! - [`config`]: the pipeline TOML, defaults, environment overrides, validation.
+//! - [`kafka`]: client configuration, rebalance events, dead letters.
+//! - [`pipeline`]: the streaming loop (consume, window, score, alert, write, commit).
+//! - [`scoring`]: the serving model snapshot and how windows are scored with it.
+//! - [`trainer`]: background retraining, the validation gate, versioned checkpoints.
+//! - [`alerter`]: alert hysteresis and deterministic ids (pure).
+//! - [`demo`]: `linewatch simulate` and `linewatch demo` (simulator on Kafka, mock cluster).
+//! - [`offline`]: `linewatch train`, one retraining job from the Parquet history.
+//! - [`output`]: the rows of the Parquet tables (scores, alerts, labels).
+//! - [`telemetry`]: Prometheus metrics and `/healthz`.
+//!
+//! Neighbours: `linewatch-window` (decode, windows, Arrow features), `linewatch-models`
+//! (RePU score and isotonic models), `linewatch-sink` (atomic Parquet files),
+//! `linewatch-sim` (the line simulator); the `linewatch` binary calls into this crate.
+
+pub mod alerter;
+pub mod backtest;
+pub mod config;
+pub mod demo;
+pub mod kafka;
+pub mod offline;
+pub mod output;
+pub mod pipeline;
+pub mod scoring;
+pub mod telemetry;
+pub mod trainer;

@@ -1,0 +1,159 @@
+//! `linewatch train`: one retraining job from the Parquet history, on the same path and gate as
+//! the in-stream retrainer ([`crate::trainer::train_and_validate`]), for a scheduler.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use arrow_array::{
+    Array, BooleanArray, Float32Array, Float64Array, RecordBatch, StringArray,
+    TimestampMillisecondArray,
+};
+
+use crate::config::PipelineConfig;
+use crate::trainer::{LabelledRow, Outcome, TrainJob};
+
+/// How a `train` run ended; the process exit code follows it.
+#[derive(Debug, Clone, PartialEq)]
+pub enum TrainResult {
+    /// A new version was written (exit 0).
+    NewVersion(String),
+    /// The candidate failed the validation gate (exit 2).
+    Rejected(String),
+    /// Not enough normal windows in the history (exit 3).
+    NoData(String),
+}
+
+impl TrainResult {
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            TrainResult::NewVersion(_) => 0,
+            TrainResult::Rejected(_) => 2,
+            TrainResult::NoData(_) => 3,
+        }
+    }
+}
+
+fn col<'a, T: 'static>(b: &'a RecordBatch, name: &str) -> anyhow::Result<&'a T> {
+    b.column_by_name(name)
+        .with_context(|| format!("scores file without column {name}"))?
+        .as_any()
+        .downcast_ref::<T>()
+        .with_context(|| format!("column {name} has an unexpected type"))
+}
+
+/// Normal windows (no open alert, not over their threshold) from `<from>/scores`, newest
+/// `retrain.max_rows` of them, and labelled windows from `<from>/labels`.
+pub fn job_from_parquet(
+    cfg: &PipelineConfig,
+    from: &Path,
+    feature_names: &[String],
+) -> anyhow::Result<TrainJob> {
+    let scores = from.join("scores");
+    if !scores.exists() {
+        anyhow::bail!(
+            "{} does not exist (expected the scores table under --from)",
+            scores.display()
+        );
+    }
+    // (window_start, machine, features, normal)
+    let mut rows: Vec<(i64, String, i64, Vec<f32>, bool)> = Vec::new();
+    for b in linewatch_sink::read_all(&scores)? {
+        let machine = col::<StringArray>(&b, "machine")?;
+        let start = col::<TimestampMillisecondArray>(&b, "window_start")?;
+        let end = col::<TimestampMillisecondArray>(&b, "window_end")?;
+        let alert = col::<BooleanArray>(&b, "alert")?;
+        let score = col::<Float64Array>(&b, "anomaly_score")?;
+        let threshold = col::<Float64Array>(&b, "threshold")?;
+        let features: Vec<&Float32Array> = feature_names
+            .iter()
+            .map(|f| col::<Float32Array>(&b, f))
+            .collect::<anyhow::Result<_>>()
+            .context("the scores table's features differ from the pipeline's window.channels")?;
+        for i in 0..b.num_rows() {
+            let over =
+                !score.is_null(i) && !threshold.is_null(i) && score.value(i) > threshold.value(i);
+            let normal = !alert.value(i) && !over;
+            let f: Vec<f32> = features
+                .iter()
+                .map(|c| if c.is_null(i) { f32::NAN } else { c.value(i) })
+                .collect();
+            rows.push((
+                start.value(i),
+                machine.value(i).to_string(),
+                end.value(i),
+                f,
+                normal,
+            ));
+        }
+    }
+    rows.sort_by_key(|r| r.0);
+    let slide = cfg.slide().as_millis() as i64;
+    // Labels: an inspection applies to the window of its machine that contains its time.
+    let mut labelled = Vec::new();
+    let labels = from.join("labels");
+    if labels.exists() {
+        let index: HashMap<(&str, i64), &Vec<f32>> =
+            rows.iter().map(|r| ((r.1.as_str(), r.0), &r.3)).collect();
+        for b in linewatch_sink::read_all(&labels)? {
+            let machine = col::<StringArray>(&b, "machine")?;
+            let ts = col::<TimestampMillisecondArray>(&b, "ts")?;
+            let defect = col::<BooleanArray>(&b, "defect")?;
+            for i in 0..b.num_rows() {
+                let start = ts.value(i).div_euclid(slide) * slide;
+                if let Some(f) = index.get(&(machine.value(i), start)) {
+                    labelled.push(LabelledRow {
+                        features: (*f).clone(),
+                        defect: defect.value(i),
+                    });
+                }
+            }
+        }
+    }
+    let normal: Vec<_> = rows.into_iter().filter(|r| r.4).collect();
+    let keep = normal.len().saturating_sub(cfg.retrain.max_rows);
+    let normal = &normal[keep..];
+    Ok(TrainJob {
+        rows: normal.iter().map(|r| r.3.clone()).collect(),
+        span_ms: normal.first().zip(normal.last()).map(|(a, b)| (a.0, b.2)),
+        labelled,
+        serving: None,
+    })
+}
+
+/// One retraining job: history from `from`, versions under `models` (replacing
+/// `retrain.models_dir`), gated against the newest valid version there.
+pub fn train_from_parquet(
+    mut cfg: PipelineConfig,
+    from: &Path,
+    models: &Path,
+) -> anyhow::Result<TrainResult> {
+    cfg.retrain.models_dir = models.to_path_buf();
+    let channels = Arc::new(linewatch_window::ChannelSet::new(
+        cfg.window.channels.iter(),
+    )?);
+    let inputs = crate::scoring::ModelInputs::new(
+        &linewatch_window::FeatureSchema::new(channels),
+        &cfg.model.stats,
+    );
+    let feature_names = inputs.names().to_vec();
+    let mut job = job_from_parquet(&cfg, from, &feature_names)?;
+    if job.rows.len() < cfg.retrain.min_windows {
+        return Ok(TrainResult::NoData(format!(
+            "{} normal windows under {}, retrain.min_windows is {}",
+            job.rows.len(),
+            from.display(),
+            cfg.retrain.min_windows
+        )));
+    }
+    job.serving = crate::scoring::load_newest(&cfg.models_root(), &feature_names)?.map(Arc::new);
+    if let Some(s) = &job.serving {
+        tracing::info!(version = %s.version, "gating against the serving version");
+    }
+    match crate::trainer::train_and_validate(&cfg, &feature_names, job)? {
+        Outcome::Accepted(s) => Ok(TrainResult::NewVersion(s.version.clone())),
+        Outcome::Rejected(why) => Ok(TrainResult::Rejected(why)),
+        Outcome::Failed(why) => Err(anyhow::anyhow!(why)),
+    }
+}

@@ -1,0 +1,185 @@
+//! Scoring closed windows with the serving model snapshot, and the slot it is hot-swapped in.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use arc_swap::ArcSwapOption;
+use linewatch_models::{IsotonicModel, ScoreModel};
+use linewatch_window::{ClosedWindow, FeatureSchema};
+
+use crate::alerter::FeatureContribution;
+
+/// One served model version: the score model and, once labels allowed it, the isotonic one.
+pub struct Snapshot {
+    pub version: String,
+    pub score: ScoreModel,
+    pub iso: Option<IsotonicModel>,
+    /// Feature columns (indices into the window features) that are the isotonic covariates.
+    pub iso_covariates: Vec<usize>,
+}
+
+impl Snapshot {
+    pub fn threshold(&self) -> f64 {
+        self.score.threshold()
+    }
+}
+
+/// Where the serving snapshot lives; swapped atomically, read without locks.
+#[derive(Clone, Default)]
+pub struct ModelSlot(Arc<ArcSwapOption<Snapshot>>);
+
+impl ModelSlot {
+    pub fn current(&self) -> Option<Arc<Snapshot>> {
+        self.0.load_full()
+    }
+
+    pub fn swap(&self, s: Option<Arc<Snapshot>>) {
+        self.0.store(s);
+    }
+}
+
+/// The features the models see: the window features of the configured statistics
+/// (`model.stats`), never the `<channel>__count` columns: a count is discrete (a lattice of
+/// integers, where a density and its score do not exist) and score matching on it diverges.
+/// Every feature stays in the Parquet rows; missing channels reach the model as missing values.
+#[derive(Debug, Clone)]
+pub struct ModelInputs {
+    idx: Vec<usize>,
+    names: Vec<String>,
+}
+
+impl ModelInputs {
+    pub fn new(schema: &FeatureSchema, stats: &[String]) -> Self {
+        Self::from_names(schema.feature_names(), stats)
+    }
+
+    /// From the full list of feature names, in order.
+    pub fn from_names(all: &[String], stats: &[String]) -> Self {
+        let idx: Vec<usize> = (0..all.len())
+            .filter(|&i| {
+                let stat = all[i].rsplit("__").next().unwrap_or_default();
+                stat != "count" && stats.iter().any(|s| s == stat)
+            })
+            .collect();
+        let names = idx.iter().map(|&i| all[i].clone()).collect();
+        Self { idx, names }
+    }
+
+    pub fn names(&self) -> &[String] {
+        &self.names
+    }
+
+    /// A window's model inputs (NaN where its channel was absent).
+    pub fn of(&self, w: &ClosedWindow) -> Vec<f32> {
+        let full = w.feature_vector();
+        self.idx
+            .iter()
+            .map(|&i| full.get(i).copied().unwrap_or(f32::NAN))
+            .collect()
+    }
+}
+
+/// Model outputs for one window (all None before the first model).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct RowScore {
+    pub anomaly_score: Option<f64>,
+    pub threshold: Option<f64>,
+    pub log_density_rel: Option<f64>,
+    pub defect_prob: Option<f64>,
+    pub model_version: Option<String>,
+    pub top_features: Vec<FeatureContribution>,
+}
+
+/// Scores of a batch of windows, with their dense features (for the retraining buffer).
+pub struct Scored {
+    pub rows: Vec<RowScore>,
+    pub features: Vec<Vec<f32>>,
+}
+
+/// Rows with null scores (warm-up, or a scoring failure).
+pub fn unscored(inputs: &ModelInputs, closed: &[ClosedWindow]) -> Scored {
+    Scored {
+        rows: vec![RowScore::default(); closed.len()],
+        features: closed.iter().map(|w| inputs.of(w)).collect(),
+    }
+}
+
+/// Scores `closed` with `snapshot` (or leaves them unscored without one).
+pub fn score_windows(
+    inputs: &ModelInputs,
+    closed: &[ClosedWindow],
+    snapshot: Option<&Snapshot>,
+    top_k: usize,
+) -> anyhow::Result<Scored> {
+    let Some(s) = snapshot else {
+        return Ok(unscored(inputs, closed));
+    };
+    let features: Vec<Vec<f32>> = closed.iter().map(|w| inputs.of(w)).collect();
+    let names = inputs.names();
+    let flat: Vec<f32> = features.iter().flatten().copied().collect();
+    let out = s.score.score(&flat)?;
+    let defect = match &s.iso {
+        Some(iso) => {
+            let inputs: Vec<f32> = features
+                .iter()
+                .zip(&out.anomaly_score)
+                .flat_map(|(f, a)| iso_input(*a, f, &s.iso_covariates))
+                .collect();
+            Some(iso.predict(&inputs)?)
+        }
+        None => None,
+    };
+    let threshold = s.threshold();
+    let rows = (0..closed.len())
+        .map(|i| RowScore {
+            anomaly_score: Some(out.anomaly_score[i]),
+            threshold: Some(threshold),
+            log_density_rel: out.log_density_rel.get(i).copied(),
+            defect_prob: defect.as_ref().and_then(|d| d.get(i).copied()),
+            model_version: Some(s.version.clone()),
+            top_features: top_features(out.contributions_row(i), names, top_k),
+        })
+        .collect();
+    Ok(Scored { rows, features })
+}
+
+/// The `k` features with the most negative contributions (they lowered the log-density the
+/// most, i.e. pushed the window towards anomaly), most negative first.
+pub fn top_features(contrib: &[f64], names: &[String], k: usize) -> Vec<FeatureContribution> {
+    let mut order: Vec<usize> = (0..contrib.len().min(names.len()))
+        .filter(|&j| contrib[j].is_finite() && contrib[j] < 0.0)
+        .collect();
+    order.sort_by(|&a, &b| contrib[a].total_cmp(&contrib[b]));
+    order
+        .into_iter()
+        .take(k)
+        .map(|j| FeatureContribution {
+            name: names[j].clone(),
+            contribution: contrib[j],
+        })
+        .collect()
+}
+
+/// The isotonic model's input row: the anomaly score, then the covariates.
+pub fn iso_input(anomaly: f64, features: &[f32], covariates: &[usize]) -> Vec<f32> {
+    let mut v = Vec::with_capacity(1 + covariates.len());
+    v.push(anomaly as f32);
+    v.extend(
+        covariates
+            .iter()
+            .map(|&j| features.get(j).copied().unwrap_or(f32::NAN)),
+    );
+    v
+}
+
+/// Loads the newest valid version under `root` (`<root>/<version>/`); invalid ones are skipped
+/// with a warning and never served.
+pub fn load_newest(root: &Path, feature_names: &[String]) -> anyhow::Result<Option<Snapshot>> {
+    for (version, dir) in crate::trainer::list_versions(root)?.into_iter().rev() {
+        match crate::trainer::load_snapshot(&dir, &version, feature_names) {
+            Ok(s) => return Ok(Some(s)),
+            Err(e) => tracing::warn!(version, error = %e, "skipping invalid model version"),
+        }
+    }
+    Ok(None)
+}
