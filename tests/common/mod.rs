@@ -72,27 +72,56 @@ pub fn producer() -> FutureProducer {
         .expect("producer")
 }
 
-/// Produces (key, payload) pairs and waits for every acknowledgement.
-pub async fn produce(p: &FutureProducer, topic: &str, messages: &[(String, Vec<u8>)]) {
-    for chunk in messages.chunks(2000) {
-        let sends = chunk.iter().map(|(k, v)| {
-            p.send(
-                FutureRecord::to(topic).key(k).payload(v),
-                Duration::from_secs(30),
-            )
-        });
-        for r in futures_join(sends).await {
-            r.map_err(|(e, _)| e).expect("delivery");
-        }
-    }
+/// A producer that puts every message in its own record batch. tansu 0.6.0 serves a fetch
+/// only from a record-batch boundary (a consumer positioned inside a batch receives nothing
+/// until the next batch), so a test that resumes from a committed offset in the middle of
+/// earlier data must produce that data one message per batch.
+pub fn producer_unbatched() -> FutureProducer {
+    ClientConfig::new()
+        .set("bootstrap.servers", brokers())
+        .set("message.timeout.ms", "60000")
+        .set("linger.ms", "0")
+        .set("batch.num.messages", "1")
+        .create()
+        .expect("producer")
 }
 
-async fn futures_join<F: std::future::Future>(fs: impl Iterator<Item = F>) -> Vec<F::Output> {
-    let mut out = Vec::new();
-    for f in fs.collect::<Vec<_>>() {
-        out.push(f.await);
+/// Produces (key, payload) pairs and waits for every acknowledgement. Messages are enqueued
+/// in chunks without waiting, then the chunk's acknowledgements are awaited.
+pub async fn produce(p: &FutureProducer, topic: &str, messages: &[(String, Vec<u8>)]) {
+    for chunk in messages.chunks(5000) {
+        let mut pending = Vec::with_capacity(chunk.len());
+        for (k, v) in chunk {
+            let mut record = FutureRecord::to(topic).key(k).payload(v);
+            loop {
+                match p.send_result(record) {
+                    Ok(f) => {
+                        pending.push(f);
+                        break;
+                    }
+                    Err((e, r)) => {
+                        assert!(
+                            matches!(
+                                e,
+                                rdkafka::error::KafkaError::MessageProduction(
+                                    rdkafka::types::RDKafkaErrorCode::QueueFull
+                                )
+                            ),
+                            "produce: {e}"
+                        );
+                        record = r;
+                        tokio::time::sleep(Duration::from_millis(5)).await;
+                    }
+                }
+            }
+        }
+        for f in pending {
+            f.await
+                .expect("delivery future dropped")
+                .map_err(|(e, _)| e)
+                .expect("delivery");
+        }
     }
-    out
 }
 
 /// A consumed message: key, payload and headers.
@@ -127,10 +156,16 @@ pub fn read_all(topic: &str, partitions: i32) -> Vec<Received> {
     let mut out = Vec::new();
     let mut next: HashMap<i32, i64> = HashMap::new();
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    while highs
-        .iter()
-        .any(|(p, h)| next.get(p).copied().unwrap_or(0) < *h)
-    {
+    // Until every partition reached its high watermark, then until nothing more arrives for
+    // two seconds (a broker may count batch offsets differently from one per message).
+    let mut idle_since = std::time::Instant::now();
+    loop {
+        let reached = highs
+            .iter()
+            .all(|(p, h)| next.get(p).copied().unwrap_or(0) >= *h);
+        if reached && idle_since.elapsed() > Duration::from_secs(2) {
+            break;
+        }
         assert!(
             std::time::Instant::now() < deadline,
             "timed out reading {topic}"
@@ -138,6 +173,7 @@ pub fn read_all(topic: &str, partitions: i32) -> Vec<Received> {
         let Some(m) = c.poll(Duration::from_millis(200)) else {
             continue;
         };
+        idle_since = std::time::Instant::now();
         let m = m.expect("kafka error");
         next.insert(m.partition(), m.offset() + 1);
         let mut headers = HashMap::new();
@@ -170,4 +206,14 @@ pub fn parquet_rows(root: &Path) -> usize {
         .iter()
         .map(|b| b.num_rows())
         .sum()
+}
+
+/// A scratch folder, kept after the test when `LINEWATCH_TEST_KEEP` is set (for debugging).
+pub fn workdir() -> tempfile::TempDir {
+    let mut dir = tempfile::tempdir().expect("tempdir");
+    if std::env::var_os("LINEWATCH_TEST_KEEP").is_some() {
+        dir.disable_cleanup(true);
+        eprintln!("keeping {}", dir.path().display());
+    }
+    dir
 }

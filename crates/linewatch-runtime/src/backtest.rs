@@ -233,9 +233,18 @@ fn run_file(
         );
     }
     let head_end_ms = rows[head - 1].ts_ms;
+    let labelled_in_head = rows[..head].iter().filter(|r| r.label).count();
+    if labelled_in_head > 0 {
+        tracing::warn!(
+            file = %path.display(),
+            rows = labelled_in_head,
+            "the training head holds labelled anomalous rows; the model will learn them as normal (use --train-rows)"
+        );
+    }
 
     let channels = Arc::new(ChannelSet::new(channel_names.iter())?);
-    let wcfg = WindowConfig::hopping(size, slide, 0, u64::MAX / 4);
+    // Files are replayed whole: no idle eviction within one (the cap is about 34 years).
+    let wcfg = WindowConfig::hopping(size, slide, 0, 1 << 40);
     let mut windower = Windower::new(wcfg, channels)?;
     let mut closed: Vec<ClosedWindow> = Vec::new();
     for (i, r) in rows.iter().enumerate() {

@@ -689,9 +689,20 @@ impl Pipeline {
         let Some(st) = self.parts.get_mut(&p) else {
             return Ok(());
         };
-        let (Some(first), Some(last)) = (st.pending.first_offset, st.pending.last_offset) else {
-            return Ok(());
-        };
+        // Rows closed without a message in between (idle eviction, shutdown) cover no new
+        // offsets: name their file after the readings they hold.
+        let first = st
+            .pending
+            .first_offset
+            .or(st.pending.rows.min_seq().map(|s| s as i64))
+            .or(st.last_consumed)
+            .unwrap_or(0);
+        let last = st
+            .pending
+            .last_offset
+            .or(st.last_consumed)
+            .unwrap_or(first)
+            .max(first);
         let mut durable = st.durable.clone();
         for (m, s) in &st.pending.durable_update {
             let e = durable.entry(m.clone()).or_insert(*s);
