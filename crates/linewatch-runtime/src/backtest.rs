@@ -73,12 +73,9 @@ pub struct FileReport {
 /// `DIR/summary.json`: pooled over all files, with each file's figures beside.
 #[derive(Debug, Clone, Serialize)]
 pub struct BacktestSummary {
-    pub precision: Option<f64>,
-    pub recall: Option<f64>,
-    pub f1: Option<f64>,
-    pub far: Option<f64>,
-    pub mar: Option<f64>,
-    pub pr_auc: Option<f64>,
+    /// precision, recall, f1, far, mar, pr_auc (and the counts), at the top level.
+    #[serde(flatten)]
+    pub metrics: Metrics,
     pub files: usize,
     pub rows: usize,
     pub per_file: Vec<FileReport>,
@@ -419,14 +416,8 @@ pub fn backtest(cfg: &PipelineConfig, o: &BacktestOptions) -> anyhow::Result<Bac
         per_file.push(report);
     }
     w.flush()?;
-    let m = metrics(pooled.iter().copied());
     let summary = BacktestSummary {
-        precision: m.precision,
-        recall: m.recall,
-        f1: m.f1,
-        far: m.far,
-        mar: m.mar,
-        pr_auc: m.pr_auc,
+        metrics: metrics(pooled.iter().copied()),
         files: per_file.len(),
         rows: pooled.len(),
         per_file,
