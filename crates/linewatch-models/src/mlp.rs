@@ -557,14 +557,14 @@ impl Mlp {
         Ok((y, t.permute((1, 2, 0))?.contiguous()?))
     }
 
-    /// Values and the Jacobian trace `sum_j dy_j/dx_j` per row (`input_dim == output_dim`):
-    /// `(y [n, d], tr [n])`. The output layer contracts the hidden tangents directly with its
-    /// weight rows, so the last `W T` product is never formed.
-    pub fn value_and_trace(&self, x: &Tensor) -> Result<(Tensor, Tensor)> {
+    /// Values and the Jacobian diagonal `dy_j/dx_j` per row and coordinate
+    /// (`input_dim == output_dim`): `(y [n, d], D [d, n])`, feature-major. One forward pass
+    /// with the `d` unit tangents, like the full Jacobian, but without materialising it.
+    pub fn value_and_diag(&self, x: &Tensor) -> Result<(Tensor, Tensor)> {
         let d = self.cfg.input_dim;
         if self.cfg.output_dim != d {
             return Err(ModelError::InvalidConfig(format!(
-                "trace needs a square Jacobian, network is {} -> {}",
+                "a Jacobian diagonal needs a square Jacobian, network is {} -> {}",
                 d, self.cfg.output_dim
             )));
         }
@@ -572,10 +572,16 @@ impl Mlp {
         let (h, t) = self.propagate_hidden(x, Directions::Shared(&eye))?; // t: [d, n, m]
         let out = &self.layers[self.layers.len() - 1];
         let y = Self::affine(out, &h)?;
-        // tr_i = sum_a sum_m T[a, i, m] W[a, m]: a batched [d, n, m] x [d, m, 1] matmul.
-        let tr = t.contiguous()?.matmul(&out.w.unsqueeze(2)?)?; // [d, n, 1]
-        let tr = tr.squeeze(2)?.sum(0)?;
-        Ok((y, tr))
+        // D[a, i] = sum_m T[a, i, m] W[a, m]: a batched [d, n, m] x [d, m, 1] matmul.
+        let diag = t.contiguous()?.matmul(&out.w.unsqueeze(2)?)?.squeeze(2)?;
+        Ok((y, diag))
+    }
+
+    /// Values and the Jacobian trace `sum_j dy_j/dx_j` per row (`input_dim == output_dim`):
+    /// `(y [n, d], tr [n])`.
+    pub fn value_and_trace(&self, x: &Tensor) -> Result<(Tensor, Tensor)> {
+        let (y, diag) = self.value_and_diag(x)?;
+        Ok((y, diag.sum(0)?))
     }
 }
 
@@ -718,7 +724,7 @@ mod tests {
     }
 
     #[test]
-    fn trace_matches_jacobian_diagonal() {
+    fn trace_and_diagonal_match_jacobian() {
         for p in [2u32, 3] {
             for hidden in [vec![8, 6], vec![5], vec![]] {
                 let d = 5;
@@ -736,9 +742,15 @@ mod tests {
                 let (y2, jac) = net.jacobian(&x).unwrap();
                 let jac = jac.to_vec3::<f64>().unwrap();
                 let tr = tr.to_vec1::<f64>().unwrap();
+                let (_, diag) = net.value_and_diag(&x).unwrap();
+                let diag = diag.to_vec2::<f64>().unwrap();
                 for i in 0..7 {
                     let want: f64 = (0..d).map(|a| jac[i][a][a]).sum();
                     assert!((want - tr[i]).abs() < 1e-12 * (1.0 + want.abs()));
+                    for a in 0..d {
+                        let j = jac[i][a][a];
+                        assert!((j - diag[a][i]).abs() < 1e-12 * (1.0 + j.abs()));
+                    }
                 }
                 assert_eq!(y1.to_vec2::<f64>().unwrap(), y2.to_vec2::<f64>().unwrap());
             }

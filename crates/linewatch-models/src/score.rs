@@ -13,9 +13,19 @@
 //!   standardisation is affine, this equals the raw-space difference exactly. Negative =
 //!   less likely than the centre. (A learned field need not be an exact gradient; the
 //!   straight segment from the centre is the definition.)
-//! * contributions `c_j = int_0^1 s_j(t z) z_j dt`, computed from the same quadrature values,
-//!   so `sum_j c_j = log_density_rel` (summed in f64). The most negative `c_j` are the features
-//!   that pushed the window away from normal.
+//! * contributions: `log_density_rel` split across the features in proportion to each
+//!   feature's conditional evidence `e_j = s_j^2 / (2 max(-ds_j/dz_j, 1/4))`, so
+//!   `sum_j c_j = log_density_rel` (summed in f64). `e_j` is the log-density gained by moving
+//!   feature `j` alone to its most likely value given all the others (exact for a Gaussian,
+//!   where `-ds_j/dz_j` is the conditional precision): the likelihood-ratio statistic for
+//!   "sensor `j` alone is off". It is invariant to each feature's scale, and it is computed
+//!   from the same forward pass as the anomaly score (value and Jacobian diagonal). The split
+//!   along the straight segment (`int_0^1 s_j(t z) z_j dt`) was the first rule; it credits
+//!   features that merely co-vary with the faulty one, and on the bench's correlated
+//!   Gaussian it named the shifted sensor in 93 % of rows even with the true density, against
+//!   96 % for this rule. The floor caps the conditional variance at 4 times the marginal,
+//!   where a learned field is flat or not log-concave. The most negative `c_j` are the
+//!   features that pushed the window away from normal.
 
 use candle_core::{DType, Device, Tensor};
 use serde::{Deserialize, Serialize};
@@ -237,6 +247,10 @@ pub struct ScoreModel {
     quad_t: Vec<f64>,
     quad_w: Vec<f64>,
 }
+
+/// Floor on the conditional precision `-ds_j/dz_j` (standardised units) in the evidence that
+/// splits the log-density drop: a Gaussian has `>= 1` there (conditional variance <= marginal).
+const CURVATURE_FLOOR: f64 = 0.25;
 
 /// Elements per tangent tensor in one scoring chunk (bounds memory: 2^21 f32 = 8 MiB).
 const CHUNK_ELEMS: usize = 1 << 21;
@@ -501,9 +515,19 @@ impl ScoreModel {
     pub fn score<T: Copy + Into<f64>>(&self, rows: &[T]) -> Result<ScoreBatch> {
         let rows = to_f64_rows(rows);
         let (z, imputed, n) = self.standardize(&rows)?;
-        let anomaly_score = self.anomaly_from_std(&z, n)?;
-        let contributions = self.contributions_from_std(&z, n)?;
+        let (anomaly_score, evidence) = self.anomaly_and_evidence_from_std(&z, n)?;
+        let totals = self.line_integrals_from_std(&z, n)?;
         let d = self.n_features();
+        let mut contributions = Vec::with_capacity(n * d);
+        for (total, e) in totals.iter().zip(evidence.chunks_exact(d)) {
+            let sum: f64 = e.iter().sum();
+            if sum.is_finite() && sum > 0.0 {
+                contributions.extend(e.iter().map(|ej| total * ej / sum));
+            } else {
+                // At a stationary point of the field nothing stands out: an even split.
+                contributions.extend(std::iter::repeat_n(total / d as f64, d));
+            }
+        }
         let log_density_rel = contributions
             .chunks_exact(d)
             .map(|c| c.iter().sum::<f64>())
@@ -517,8 +541,42 @@ impl ScoreModel {
         })
     }
 
-    /// `c_ij = sum_q w_q s_j(t_q z_i) z_ij` (Gauss-Legendre on [0, 1]).
-    fn contributions_from_std(&self, z: &[f64], n: usize) -> Result<Vec<f64>> {
+    /// Hyvarinen scores (as [`Self::anomaly_scores`], same operations) and the conditional
+    /// evidence `e_ij = s_j^2 / (2 max(-ds_j/dz_j, CURVATURE_FLOOR))`, row-major.
+    fn anomaly_and_evidence_from_std(&self, z: &[f64], n: usize) -> Result<(Vec<f64>, Vec<f64>)> {
+        let d = self.n_features();
+        let chunk = self.chunk_rows(d * self.max_width());
+        let mut scores = Vec::with_capacity(n);
+        let mut evidence = Vec::with_capacity(n * d);
+        for start in (0..n).step_by(chunk) {
+            let len = chunk.min(n - start);
+            let x = train::to_tensor(
+                &z[start * d..(start + len) * d],
+                len,
+                d,
+                self.net.dtype(),
+                self.net.device(),
+            )?;
+            let (s, diag) = self.net.value_and_diag(&x)?; // [len, d], [d, len]
+            let h = ((s.sqr()?.sum(1)? * 0.5)? + diag.sum(0)?)?;
+            scores.extend(h.to_dtype(DType::F64)?.to_vec1::<f64>()?);
+            let s = s.to_dtype(DType::F64)?.flatten_all()?.to_vec1::<f64>()?;
+            let diag = diag
+                .t()?
+                .to_dtype(DType::F64)?
+                .flatten_all()?
+                .to_vec1::<f64>()?;
+            evidence.extend(
+                s.iter()
+                    .zip(&diag)
+                    .map(|(sj, dj)| sj * sj / (2.0 * (-dj).max(CURVATURE_FLOOR))),
+            );
+        }
+        Ok((scores, evidence))
+    }
+
+    /// `log p(x) - log p(x0)` per row: `sum_q w_q s(t_q z) . z` (Gauss-Legendre on [0, 1]).
+    fn line_integrals_from_std(&self, z: &[f64], n: usize) -> Result<Vec<f64>> {
         let d = self.n_features();
         let q = self.quad_t.len();
         let dev = self.net.device();
@@ -526,7 +584,7 @@ impl ScoreModel {
         let chunk = self.chunk_rows(q * self.max_width());
         let t = Tensor::from_slice(&self.quad_t, (q, 1, 1), dev)?.to_dtype(dtype)?;
         let w = Tensor::from_slice(&self.quad_w, (q, 1, 1), dev)?.to_dtype(dtype)?;
-        let mut out = Vec::with_capacity(n * d);
+        let mut out = Vec::with_capacity(n);
         for start in (0..n).step_by(chunk) {
             let len = chunk.min(n - start);
             let zc = &z[start * d..(start + len) * d];
@@ -535,7 +593,11 @@ impl ScoreModel {
             let s = self.net.forward(&pts)?.reshape((q, len, d))?;
             let avg = s.broadcast_mul(&w)?.sum(0)?; // [len, d]: int_0^1 s(t z) dt
             let avg = avg.to_dtype(DType::F64)?.flatten_all()?.to_vec1::<f64>()?;
-            out.extend(avg.iter().zip(zc).map(|(a, zv)| a * zv));
+            out.extend(
+                avg.chunks_exact(d)
+                    .zip(zc.chunks_exact(d))
+                    .map(|(a, zr)| a.iter().zip(zr).map(|(a, zv)| a * zv).sum::<f64>()),
+            );
         }
         Ok(out)
     }
@@ -642,6 +704,45 @@ mod tests {
         let top = out.top_features(0, 2);
         assert_eq!((top[0].0, top[1].0), (1, 0));
         assert!((top[0].1 + 2.0).abs() < 1e-12 && (top[1].1 + 0.5).abs() < 1e-12);
+    }
+
+    #[test]
+    fn contributions_split_the_drop_by_conditional_evidence() {
+        // s(z) = -Q z: a Gaussian with precision Q (tridiagonal, strongly coupled).
+        let q = [[2.0, -1.0, 0.0], [-1.0, 2.0, -1.0], [0.0, -1.0, 2.0]];
+        let cfg = MlpConfig {
+            input_dim: 3,
+            hidden: vec![],
+            output_dim: 3,
+            p: 2,
+            init: Init::default(),
+        };
+        let w = Tensor::new(&q.map(|r| r.map(|v: f64| -v)), &Device::Cpu).unwrap();
+        let b = Tensor::zeros(3, DType::F64, &Device::Cpu).unwrap();
+        let net = Mlp::from_weights(&cfg, vec![(w, b)]).unwrap();
+        let model = ScoreModel::from_network(net, names(3), None).unwrap();
+        // A normal point (one conditional draw) with the middle sensor pushed 3 units off.
+        let rows = [0.3, 3.2, -0.1, 0.0, 0.0, 0.0];
+        let out = model.score(&rows).unwrap();
+        let z = &rows[..3];
+        let qz: Vec<f64> = (0..3)
+            .map(|j| (0..3).map(|k| q[j][k] * z[k]).sum())
+            .collect();
+        let total: f64 = -0.5 * (0..3).map(|j| z[j] * qz[j]).sum::<f64>();
+        let e: Vec<f64> = (0..3).map(|j| qz[j] * qz[j] / (2.0 * q[j][j])).collect();
+        let e_sum: f64 = e.iter().sum();
+        for j in 0..3 {
+            let want = total * e[j] / e_sum;
+            assert!((out.contributions_row(0)[j] - want).abs() < 1e-12, "c_{j}");
+        }
+        assert!((out.log_density_rel[0] - total).abs() < 1e-12);
+        // The straight-segment split -0.5 z_j (Qz)_j = (0.39, -9.92, -0.17) gives sensor 0 a
+        // positive share; this one names sensor 1 and keeps every share of a drop negative.
+        assert_eq!(out.top_features(0, 1)[0].0, 1);
+        assert!(out.contributions_row(0).iter().all(|c| *c <= 0.0));
+        // At the centre nothing stands out: zero total, evenly split, no top feature.
+        assert_eq!(out.contributions_row(1), &[0.0, 0.0, 0.0]);
+        assert!(out.top_features(1, 3).is_empty());
     }
 
     #[test]
