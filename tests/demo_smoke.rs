@@ -1,0 +1,55 @@
+//! `linewatch demo` as a newcomer runs it, shortened: the in-process mock cluster, the
+//! simulator and the whole pipeline; a zero exit, a summary with the documented keys, and
+//! `windows` equal to the rows written under `OUT/scores`. Needs no broker.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::process::Command;
+
+fn parquet_rows(root: &std::path::Path) -> u64 {
+    linewatch_sink::read_all(root)
+        .unwrap()
+        .iter()
+        .map(|b| b.num_rows() as u64)
+        .sum()
+}
+
+#[test]
+fn short_demo_writes_a_consistent_summary() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    let status = Command::new(env!("CARGO_BIN_EXE_linewatch"))
+        .args(["demo", "--duration", "20s", "--no-progress", "--out"])
+        .arg(&out)
+        // No fixed HTTP port: tests run side by side.
+        .env("LINEWATCH__HTTP__LISTEN", "")
+        .env("RUST_LOG", "warn")
+        .status()
+        .unwrap();
+    assert!(status.success(), "demo exited with {status}");
+
+    let text = std::fs::read_to_string(out.join("summary.json")).unwrap();
+    let s: serde_json::Value = serde_json::from_str(&text).unwrap();
+    for key in [
+        "readings",
+        "windows",
+        "alerts",
+        "retrains",
+        "precision",
+        "recall",
+    ] {
+        assert!(s.get(key).is_some(), "summary lacks {key}: {text}");
+    }
+    let readings = s["readings"].as_u64().unwrap();
+    let windows = s["windows"].as_u64().unwrap();
+    // 20 machines x 1 reading per event second, 300 event seconds per wall second: the hold
+    // for the first model still leaves tens of thousands of readings in 20 s.
+    assert!(readings > 20_000, "{readings} readings");
+    assert!(windows > 1_000, "{windows} windows");
+    assert_eq!(windows, parquet_rows(&out.join("scores")));
+    let alerts = s["alerts"].as_u64().unwrap();
+    if alerts > 0 {
+        // Every opened alert is in Parquet (open and resolve records).
+        assert!(parquet_rows(&out.join("alerts")) >= alerts);
+    }
+    assert!(s["retrains"].as_u64().unwrap() >= 1, "no model was trained");
+}
