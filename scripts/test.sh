@@ -42,6 +42,7 @@ tansu broker \
   --storage-engine memory://tansu/ >"$workdir/tansu.log" 2>&1 &
 tansu_pid=$!
 
+# shellcheck disable=SC2329  # invoked by the trap below
 cleanup() {
   status=$?
   if kill -0 "$tansu_pid" 2>/dev/null; then
