@@ -326,9 +326,24 @@ pub async fn demo(mut cfg: PipelineConfig, opts: DemoOptions) -> anyhow::Result<
     let (sim, sim_result) = sim_task.await.context("simulator task")?;
     let sim_stats = sim_result?;
     let produced = sim_stats.readings + sim_stats.inspections;
+    // Drain: until everything produced was consumed, at most 60 s, and no longer than 5 s
+    // without progress (an overloaded mock broker can stall its fetches for good).
     let drain_deadline = Instant::now() + Duration::from_secs(60);
-    while progress_rx.borrow().consumed < produced && Instant::now() < drain_deadline {
-        if pipeline_task.is_finished() {
+    let mut last_progress = (Instant::now(), progress_rx.borrow().consumed);
+    loop {
+        let consumed = progress_rx.borrow().consumed;
+        if consumed >= produced || pipeline_task.is_finished() {
+            break;
+        }
+        if consumed > last_progress.1 {
+            last_progress = (Instant::now(), consumed);
+        }
+        if Instant::now() >= drain_deadline || last_progress.0.elapsed() > Duration::from_secs(5) {
+            tracing::warn!(
+                consumed,
+                produced,
+                "demo: stopping before the pipeline consumed everything the simulator produced"
+            );
             break;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
