@@ -515,17 +515,38 @@ impl ScoreModel {
     pub fn score<T: Copy + Into<f64>>(&self, rows: &[T]) -> Result<ScoreBatch> {
         let rows = to_f64_rows(rows);
         let (z, imputed, n) = self.standardize(&rows)?;
-        let (anomaly_score, evidence) = self.anomaly_and_evidence_from_std(&z, n)?;
+        let (anomaly_score, mut evidence) = self.anomaly_and_evidence_from_std(&z, n)?;
         let totals = self.line_integrals_from_std(&z, n)?;
         let d = self.n_features();
+        // A missing input (imputed with the training mean) is never named as a driver.
+        for (e, x) in evidence.iter_mut().zip(&rows) {
+            if !x.is_finite() {
+                *e = 0.0;
+            }
+        }
         let mut contributions = Vec::with_capacity(n * d);
-        for (total, e) in totals.iter().zip(evidence.chunks_exact(d)) {
+        for ((total, e), x) in totals
+            .iter()
+            .zip(evidence.chunks_exact(d))
+            .zip(rows.chunks_exact(d))
+        {
             let sum: f64 = e.iter().sum();
             if sum.is_finite() && sum > 0.0 {
                 contributions.extend(e.iter().map(|ej| total * ej / sum));
             } else {
-                // At a stationary point of the field nothing stands out: an even split.
-                contributions.extend(std::iter::repeat_n(total / d as f64, d));
+                // At a stationary point of the field nothing stands out: an even split over
+                // the observed inputs (over all of them when none was observed).
+                let observed = x.iter().filter(|v| v.is_finite()).count();
+                let share = |v: &f64| {
+                    if observed == 0 {
+                        total / d as f64
+                    } else if v.is_finite() {
+                        total / observed as f64
+                    } else {
+                        0.0
+                    }
+                };
+                contributions.extend(x.iter().map(share));
             }
         }
         let log_density_rel = contributions
@@ -743,6 +764,13 @@ mod tests {
         // At the centre nothing stands out: zero total, evenly split, no top feature.
         assert_eq!(out.contributions_row(1), &[0.0, 0.0, 0.0]);
         assert!(out.top_features(1, 3).is_empty());
+        // A missing sensor (imputed at the mean) is never named, even where its neighbours
+        // pull the field along it: z = (0, 3, 0) gives s_0 = 3 but x_0 was not observed.
+        let out = model.score(&[f64::NAN, 3.0, 0.0]).unwrap();
+        let c = out.contributions_row(0);
+        assert_eq!(c[0], 0.0);
+        assert!((c[1] + c[2] - out.log_density_rel[0]).abs() < 1e-12);
+        assert!((out.log_density_rel[0] + 9.0).abs() < 1e-12); // -0.5 * 2 * 3^2
     }
 
     #[test]
