@@ -340,6 +340,11 @@ pub struct RetrainSection {
     pub min_windows: usize,
     /// Most recent normal windows kept for training. Default 20000.
     pub max_rows: usize,
+    /// Windows of a machine within this many windows (before or after) of one over the
+    /// threshold or under an open alert stay out of training, so a fault's quieter windows do
+    /// not teach the next model that the fault is normal. A window joins the training set
+    /// once this many later windows closed. 0: only the abnormal windows stay out. Default 6.
+    pub guard_windows: usize,
     /// A candidate is rejected if its held-out loss on a recent slice is worse than the
     /// serving model's by more than this share (0.25 = 25 %). Default 0.25.
     pub max_regression: f64,
@@ -357,6 +362,7 @@ impl Default for RetrainSection {
             every_windows: 0,
             min_windows: 500,
             max_rows: 20_000,
+            guard_windows: 6,
             max_regression: 0.25,
             validation_fraction: 0.2,
             models_dir: PathBuf::from("./linewatch-out/models"),

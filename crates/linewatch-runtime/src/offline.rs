@@ -12,7 +12,7 @@ use arrow_array::{
 };
 
 use crate::config::PipelineConfig;
-use crate::trainer::{LabelledRow, Outcome, TrainJob};
+use crate::trainer::{GuardBand, LabelledRow, Outcome, TrainJob, TrainRow};
 
 /// How a `train` run ended; the process exit code follows it.
 #[derive(Debug, Clone, PartialEq)]
@@ -43,8 +43,9 @@ fn col<'a, T: 'static>(b: &'a RecordBatch, name: &str) -> anyhow::Result<&'a T> 
         .with_context(|| format!("column {name} has an unexpected type"))
 }
 
-/// Normal windows (no open alert, not over their threshold) from `<from>/scores`, newest
-/// `retrain.max_rows` of them, and labelled windows from `<from>/labels`.
+/// Normal windows (no open alert, not over their threshold, none such within
+/// `retrain.guard_windows` of them) from `<from>/scores`, newest `retrain.max_rows` of them,
+/// and labelled windows from `<from>/labels`.
 pub fn job_from_parquet(
     cfg: &PipelineConfig,
     from: &Path,
@@ -111,12 +112,27 @@ pub fn job_from_parquet(
             }
         }
     }
-    let normal: Vec<_> = rows.into_iter().filter(|r| r.4).collect();
+    // The same guard band as the stream: rows are in window order, so per machine too.
+    let mut guard = GuardBand::new(cfg.retrain.guard_windows);
+    let mut normal = Vec::new();
+    for (start_ms, machine, end_ms, features, is_normal) in rows {
+        let row = TrainRow {
+            machine,
+            start_ms,
+            end_ms,
+            features,
+            label: None,
+        };
+        normal.extend(guard.observe(row, !is_normal));
+    }
     let keep = normal.len().saturating_sub(cfg.retrain.max_rows);
     let normal = &normal[keep..];
     Ok(TrainJob {
-        rows: normal.iter().map(|r| r.3.clone()).collect(),
-        span_ms: normal.first().zip(normal.last()).map(|(a, b)| (a.0, b.2)),
+        rows: normal.iter().map(|r| r.features.clone()).collect(),
+        span_ms: normal
+            .first()
+            .zip(normal.last())
+            .map(|(a, b)| (a.start_ms, b.end_ms)),
         labelled,
         serving: None,
     })

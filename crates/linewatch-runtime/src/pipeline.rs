@@ -27,7 +27,7 @@ use crate::kafka::{self, LwContext, PartitionEvent};
 use crate::output::{self, ScoredRows};
 use crate::scoring::{ModelInputs, ModelSlot};
 use crate::telemetry::{self as tm, Health};
-use crate::trainer::{TrainBuffer, Trainer};
+use crate::trainer::{GuardBand, TrainBuffer, TrainRow, Trainer};
 
 use linewatch_sink::{FileName, ParquetTable, RollPolicy};
 use linewatch_window::{
@@ -89,6 +89,8 @@ impl Pending {
 struct PartitionState {
     windower: Windower,
     alerter: Alerter,
+    /// Which of this partition's windows may feed retraining.
+    guard: GuardBand,
     pending: Pending,
     /// Per machine, the start of the last window that is durable in Parquet.
     durable: HashMap<String, i64>,
@@ -319,6 +321,7 @@ impl Pipeline {
                 PartitionState {
                     windower,
                     alerter,
+                    guard: GuardBand::new(self.cfg.retrain.guard_windows),
                     pending: Pending::new(&self.schema),
                     durable: restored.durable,
                     last_consumed: None,
@@ -493,11 +496,18 @@ impl Pipeline {
                 st.pending.alerts.push((a, Instant::now()));
             }
             self.buffer.remember(&w.key.machine, w.start_ms, features);
-            // Normal windows feed retraining: alerted ones and those over the threshold do not.
+            // Normal windows feed retraining, once the guard band confirms them: alerted ones,
+            // those over the threshold and their neighbours do not.
             let over = matches!((row.anomaly_score, row.threshold), (Some(s), Some(t)) if s > t);
-            if !alerted && !over {
-                self.buffer
-                    .push(&w.key.machine, w.start_ms, w.end_ms, features);
+            let candidate = TrainRow {
+                machine: w.key.machine.to_string(),
+                start_ms: w.start_ms,
+                end_ms: w.end_ms,
+                features: features.to_vec(),
+                label: None,
+            };
+            for confirmed in st.guard.observe(candidate, alerted || over) {
+                self.buffer.push(confirmed);
             }
             let e = st
                 .pending

@@ -35,6 +35,70 @@ pub struct LabelledRow {
     pub defect: bool,
 }
 
+/// Keeps a fault's quieter windows out of retraining: a window of a machine feeds training
+/// only once `guard` later windows of that machine have closed, and only if neither they nor
+/// the `guard` windows before it were abnormal (over the threshold or under an open alert).
+/// Faults rarely push every window over the threshold; without the band their windows in
+/// between teach the next model that the fault is normal. Windows must arrive per machine in
+/// order (the windower closes them so). Memory: at most `guard` windows per machine.
+#[derive(Debug, Default)]
+pub struct GuardBand {
+    guard: usize,
+    machines: HashMap<String, MachineBand>,
+}
+
+#[derive(Debug)]
+struct MachineBand {
+    /// Windows since the last abnormal one (saturating; starts past the band).
+    since_abnormal: usize,
+    /// Normal windows waiting for `guard` normal successors.
+    pending: VecDeque<TrainRow>,
+}
+
+impl GuardBand {
+    pub fn new(guard: usize) -> Self {
+        Self {
+            guard,
+            machines: HashMap::new(),
+        }
+    }
+
+    /// Observes the next window of `row.machine`; returns the windows it confirms as normal
+    /// (oldest first).
+    pub fn observe(&mut self, row: TrainRow, abnormal: bool) -> Vec<TrainRow> {
+        let guard = self.guard;
+        let m = self
+            .machines
+            .entry(row.machine.clone())
+            .or_insert_with(|| MachineBand {
+                since_abnormal: usize::MAX,
+                pending: VecDeque::new(),
+            });
+        if abnormal {
+            m.since_abnormal = 0;
+            m.pending.clear();
+            return Vec::new();
+        }
+        m.since_abnormal = m.since_abnormal.saturating_add(1);
+        if m.since_abnormal <= guard {
+            return Vec::new();
+        }
+        m.pending.push_back(row);
+        let mut out = Vec::new();
+        while m.pending.len() > guard {
+            if let Some(r) = m.pending.pop_front() {
+                out.push(r);
+            }
+        }
+        out
+    }
+
+    /// Forgets a machine (its state moved elsewhere or it went idle).
+    pub fn forget(&mut self, machine: &str) {
+        self.machines.remove(machine);
+    }
+}
+
 /// Recent normal windows (oldest dropped first) and the labels that reached them.
 pub struct TrainBuffer {
     rows: VecDeque<TrainRow>,
@@ -95,15 +159,9 @@ impl TrainBuffer {
     }
 
     /// Adds a normal window.
-    pub fn push(&mut self, machine: &str, start_ms: i64, end_ms: i64, features: &[f32]) {
+    pub fn push(&mut self, row: TrainRow) {
         self.windows_since_train += 1;
-        self.rows.push_back(TrainRow {
-            machine: machine.to_string(),
-            start_ms,
-            end_ms,
-            features: features.to_vec(),
-            label: None,
-        });
+        self.rows.push_back(row);
         while self.rows.len() > self.max_rows {
             self.rows.pop_front();
         }
@@ -548,6 +606,48 @@ pub fn train_score_model(
 mod tests {
     use super::*;
 
+    fn row(machine: &str, i: i64) -> TrainRow {
+        TrainRow {
+            machine: machine.into(),
+            start_ms: i * 10,
+            end_ms: (i + 1) * 10,
+            features: vec![i as f32],
+            label: None,
+        }
+    }
+
+    /// Feeds `pattern` (x = abnormal, . = normal) for one machine; the indices released.
+    fn released(guard: usize, pattern: &str) -> Vec<i64> {
+        let mut g = GuardBand::new(guard);
+        let mut out = Vec::new();
+        for (i, c) in pattern.chars().enumerate() {
+            for r in g.observe(row("m", i as i64), c == 'x') {
+                out.push(r.start_ms / 10);
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn guard_band_keeps_windows_near_abnormal_ones_out() {
+        // No band: every normal window, at once.
+        assert_eq!(released(0, "..x..x."), vec![0, 1, 3, 4, 6]);
+        // Band of 2: windows 2..=4 before and 2 after each x are out, and the last 2 windows
+        // wait for successors that never came.
+        //          index: 0123456789012345
+        assert_eq!(released(2, "......x.....x..."), vec![0, 1, 2, 3, 9]);
+        // An intermittent fault (x, normal, normal, x) taints the windows in between.
+        assert_eq!(released(1, "...x..x...."), vec![0, 1, 8, 9]);
+        // Machines are independent.
+        let mut g = GuardBand::new(1);
+        assert!(g.observe(row("a", 0), false).is_empty());
+        assert!(g.observe(row("b", 0), true).is_empty());
+        let out = g.observe(row("a", 1), false);
+        assert_eq!(out.len(), 1);
+        assert_eq!((out[0].machine.as_str(), out[0].start_ms), ("a", 0));
+        assert!(g.observe(row("b", 1), false).is_empty());
+    }
+
     #[test]
     fn labels_reach_their_window_whether_they_arrive_before_or_after_it_closes() {
         let mut b = TrainBuffer::new(100, 10_000);
@@ -579,7 +679,13 @@ mod tests {
         b.remember("m", 0, &[0.0]);
         assert!(b.job(None).labelled[0].defect);
         for i in 0..10 {
-            b.push("m", i * 10_000, (i + 1) * 10_000, &[i as f32]);
+            b.push(TrainRow {
+                machine: "m".into(),
+                start_ms: i * 10_000,
+                end_ms: (i + 1) * 10_000,
+                features: vec![i as f32],
+                label: None,
+            });
             b.remember("m", i * 10_000, &[i as f32]);
             b.label("x", i * 10_000, true);
         }
