@@ -469,6 +469,19 @@ impl ScoreModel {
         Ok((z, imp, n))
     }
 
+    /// Rows `start..start + len` of the row-major standardised `z` as a tensor on the model's
+    /// device and dtype.
+    fn rows_tensor(&self, z: &[f64], start: usize, len: usize) -> Result<Tensor> {
+        let d = self.n_features();
+        train::to_tensor(
+            &z[start * d..(start + len) * d],
+            len,
+            d,
+            self.net.dtype(),
+            self.net.device(),
+        )
+    }
+
     fn chunk_rows(&self, per_row: usize) -> usize {
         (CHUNK_ELEMS / per_row.max(1)).clamp(1, 1 << 16)
     }
@@ -498,13 +511,7 @@ impl ScoreModel {
         let mut r = rng::seeded(0);
         for start in (0..n).step_by(chunk) {
             let len = chunk.min(n - start);
-            let x = train::to_tensor(
-                &z[start * d..(start + len) * d],
-                len,
-                d,
-                self.net.dtype(),
-                self.net.device(),
-            )?;
+            let x = self.rows_tensor(z, start, len)?;
             let h = ism_rows(&self.net, &x, None, &mut r)?;
             out.extend(h.to_dtype(DType::F64)?.to_vec1::<f64>()?);
         }
@@ -571,13 +578,7 @@ impl ScoreModel {
         let mut evidence = Vec::with_capacity(n * d);
         for start in (0..n).step_by(chunk) {
             let len = chunk.min(n - start);
-            let x = train::to_tensor(
-                &z[start * d..(start + len) * d],
-                len,
-                d,
-                self.net.dtype(),
-                self.net.device(),
-            )?;
+            let x = self.rows_tensor(z, start, len)?;
             let (s, diag) = self.net.value_and_diag(&x)?; // [len, d], [d, len]
             let h = ((s.sqr()?.sum(1)? * 0.5)? + diag.sum(0)?)?;
             scores.extend(h.to_dtype(DType::F64)?.to_vec1::<f64>()?);
@@ -609,7 +610,7 @@ impl ScoreModel {
         for start in (0..n).step_by(chunk) {
             let len = chunk.min(n - start);
             let zc = &z[start * d..(start + len) * d];
-            let x = train::to_tensor(zc, len, d, dtype, dev)?;
+            let x = self.rows_tensor(z, start, len)?;
             let pts = x.unsqueeze(0)?.broadcast_mul(&t)?.reshape((q * len, d))?;
             let s = self.net.forward(&pts)?.reshape((q, len, d))?;
             let avg = s.broadcast_mul(&w)?.sum(0)?; // [len, d]: int_0^1 s(t z) dt
@@ -632,13 +633,7 @@ impl ScoreModel {
         let chunk = self.chunk_rows(self.max_width());
         for start in (0..n).step_by(chunk) {
             let len = chunk.min(n - start);
-            let x = train::to_tensor(
-                &z[start * d..(start + len) * d],
-                len,
-                d,
-                self.net.dtype(),
-                self.net.device(),
-            )?;
+            let x = self.rows_tensor(&z, start, len)?;
             let s = self
                 .net
                 .forward(&x)?
