@@ -40,7 +40,8 @@ pub struct LabelledRow {
 /// the `guard` windows before it were abnormal (over the threshold or under an open alert).
 /// Faults rarely push every window over the threshold; without the band their windows in
 /// between teach the next model that the fault is normal. Windows must arrive per machine in
-/// order (the windower closes them so). Memory: at most `guard` windows per machine.
+/// order (the windower closes them so). Memory: at most `guard` windows per machine, for the
+/// machines of one partition (the state goes with the partition on a rebalance).
 #[derive(Debug, Default)]
 pub struct GuardBand {
     guard: usize,
@@ -91,11 +92,6 @@ impl GuardBand {
             }
         }
         out
-    }
-
-    /// Forgets a machine (its state moved elsewhere or it went idle).
-    pub fn forget(&mut self, machine: &str) {
-        self.machines.remove(machine);
     }
 }
 
