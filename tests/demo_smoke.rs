@@ -1,21 +1,20 @@
 //! `linewatch demo` as a newcomer runs it, shortened: the in-process mock cluster, the
 //! simulator and the whole pipeline; a zero exit, a summary with the documented keys, and
-//! `windows` equal to the rows written under `OUT/scores`. Needs no broker.
+//! `windows` equal to the rows written under `OUT/scores`. Needs no broker (of the shared
+//! helpers it uses only the Parquet and scratch-folder ones).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
 
 use std::process::Command;
 
 fn parquet_rows(root: &std::path::Path) -> u64 {
-    linewatch_sink::read_all(root)
-        .unwrap()
-        .iter()
-        .map(|b| b.num_rows() as u64)
-        .sum()
+    common::parquet_rows(root) as u64
 }
 
 #[test]
 fn short_demo_writes_a_consistent_summary() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = common::workdir();
     let out = dir.path().join("out");
     let status = Command::new(env!("CARGO_BIN_EXE_linewatch"))
         .args(["demo", "--duration", "30s", "--no-progress", "--out"])
