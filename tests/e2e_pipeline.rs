@@ -222,6 +222,7 @@ fn read_scores(out: &Path) -> Vec<ScoreRow> {
             .unwrap();
         for k in [
             "threshold",
+            "p_value",
             "log_density_rel",
             "defect_prob",
             "alert",

@@ -14,6 +14,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{CheckpointError, ModelError, Result};
+use crate::gaussian::Whitener;
 use crate::isotonic::{IsoScaling, IsotonicConfig, IsotonicModel};
 use crate::mlp::{Mlp, MlpConfig};
 use crate::pava::{Direction, Interpolation, Pava};
@@ -21,7 +22,7 @@ use crate::score::{ScoreConfig, ScoreModel, ScoreSummary};
 use crate::standardize::Standardizer;
 
 /// Format version written by this build (and the only one it reads).
-pub const FORMAT_VERSION: u32 = 1;
+pub const FORMAT_VERSION: u32 = 2;
 /// Weights file name.
 pub const WEIGHTS_FILE: &str = "model.safetensors";
 /// Metadata file name.
@@ -71,6 +72,10 @@ pub struct ScoreState {
     pub config: ScoreConfig,
     /// Standardisation fitted on the training rows.
     pub standardizer: Standardizer,
+    /// The Gaussian part (centre and whitening map, standardised space).
+    pub gaussian: Whitener,
+    /// Calibration anomaly scores, sorted ascending (the p-values' reference).
+    pub calibration: Vec<f64>,
     /// Training summary.
     pub summary: ScoreSummaryJson,
 }
@@ -86,6 +91,42 @@ pub struct ScoreSummaryJson {
     #[serde(with = "nonfinite")]
     held_out_median_score: f64,
     device: String,
+    residual: bool,
+    shrinkage: f64,
+    calibration_rows: usize,
+    effective_rows: f64,
+}
+
+impl From<&ScoreSummary> for ScoreSummaryJson {
+    fn from(s: &ScoreSummary) -> Self {
+        Self {
+            held_out_loss: s.held_out_loss,
+            train_rows: s.train_rows,
+            held_out_rows: s.held_out_rows,
+            held_out_median_score: s.held_out_median_score,
+            device: s.device.clone(),
+            residual: s.residual,
+            shrinkage: s.shrinkage,
+            calibration_rows: s.calibration_rows,
+            effective_rows: s.effective_rows,
+        }
+    }
+}
+
+impl From<&ScoreSummaryJson> for ScoreSummary {
+    fn from(s: &ScoreSummaryJson) -> Self {
+        Self {
+            held_out_loss: s.held_out_loss,
+            train_rows: s.train_rows,
+            held_out_rows: s.held_out_rows,
+            held_out_median_score: s.held_out_median_score,
+            device: s.device.clone(),
+            residual: s.residual,
+            shrinkage: s.shrinkage,
+            calibration_rows: s.calibration_rows,
+            effective_rows: s.effective_rows,
+        }
+    }
 }
 
 /// Isotonic-model part of the metadata.
@@ -300,7 +341,9 @@ fn base_meta(kind: ModelKind, device: String, names: &[String], info: &TrainingI
 }
 
 impl ScoreModel {
-    /// Writes the model to `dir` (created if needed).
+    /// Writes the model to `dir` (created if needed). The residual's weights go to
+    /// `model.safetensors` (an empty file when the model is Gaussian only); the Gaussian part
+    /// and the calibration scores to `model.json`.
     pub fn save(&self, dir: &Path, info: &TrainingInfo) -> Result<()> {
         let mut meta = base_meta(
             ModelKind::Score,
@@ -310,24 +353,20 @@ impl ScoreModel {
         );
         meta.held_out_loss = self.summary.held_out_loss;
         meta.threshold = self.threshold;
-        meta.network = Some(self.net.config().clone());
-        meta.dtype = Some(dtype_name(self.net.dtype()));
+        meta.network = self.net.as_ref().map(|n| n.config().clone());
+        meta.dtype = self.net.as_ref().map(|n| dtype_name(n.dtype()));
         meta.score = Some(ScoreState {
             config: self.config.clone(),
             standardizer: self.standardizer.clone(),
-            summary: ScoreSummaryJson {
-                held_out_loss: self.summary.held_out_loss,
-                train_rows: self.summary.train_rows,
-                held_out_rows: self.summary.held_out_rows,
-                held_out_median_score: self.summary.held_out_median_score,
-                device: self.summary.device.clone(),
-            },
+            gaussian: self.gauss.clone(),
+            calibration: self.calibration.clone(),
+            summary: ScoreSummaryJson::from(&self.summary),
         });
-        save_dir(
-            dir,
-            self.net.named_tensors("score").into_iter().collect(),
-            &meta,
-        )
+        let tensors = match &self.net {
+            Some(n) => n.named_tensors("score").into_iter().collect(),
+            None => HashMap::new(),
+        };
+        save_dir(dir, tensors, &meta)
     }
 
     /// Loads a score model from `dir` onto `device`.
@@ -338,49 +377,57 @@ impl ScoreModel {
             .score
             .as_ref()
             .ok_or_else(|| invalid(dir, "missing `score` section"))?;
-        let net_cfg = meta
-            .network
-            .as_ref()
-            .ok_or_else(|| invalid(dir, "missing `network`"))?;
         let d = meta.feature_names.len();
         st.config
             .validate()
             .map_err(|e| invalid(dir, e.to_string()))?;
-        if st.config.mlp(d) != *net_cfg {
-            return Err(invalid(
-                dir,
-                "network shape disagrees with the configuration and feature count",
-            ));
-        }
         st.standardizer.validate().map_err(|e| invalid(dir, e))?;
-        if st.standardizer.dim() != d {
+        st.gaussian.validate().map_err(|e| invalid(dir, e))?;
+        if st.standardizer.dim() != d || st.gaussian.dim() != d {
             return Err(invalid(
                 dir,
-                "standardisation length differs from the feature count",
+                "standardisation or Gaussian part differs from the feature count",
             ));
         }
         if meta.threshold.is_nan() {
             return Err(invalid(dir, "threshold is NaN"));
         }
-        let tensors = read_weights(dir, device)?;
-        let net = Mlp::from_named(net_cfg, &tensors, "score")
-            .map_err(|e| ck(&dir.join(WEIGHTS_FILE), e))?;
-        let s = &st.summary;
-        Self::assemble(
+        if st.calibration.iter().any(|c| !c.is_finite())
+            || st.calibration.windows(2).any(|w| w[0] > w[1])
+        {
+            return Err(invalid(dir, "calibration scores must be finite and sorted"));
+        }
+        if st.summary.residual != meta.network.is_some() {
+            return Err(invalid(dir, "`residual` disagrees with `network`"));
+        }
+        let net = match meta.network.as_ref() {
+            Some(net_cfg) => {
+                if st.config.mlp(d) != *net_cfg {
+                    return Err(invalid(
+                        dir,
+                        "network shape disagrees with the configuration and feature count",
+                    ));
+                }
+                let tensors = read_weights(dir, device)?;
+                Some(
+                    Mlp::from_named(net_cfg, &tensors, "score")
+                        .map_err(|e| ck(&dir.join(WEIGHTS_FILE), e))?,
+                )
+            }
+            None => None,
+        };
+        let mut m = Self::assemble(
             st.config.clone(),
             meta.feature_names.clone(),
             st.standardizer.clone(),
+            st.gaussian.clone(),
             net,
             meta.threshold,
-            ScoreSummary {
-                held_out_loss: s.held_out_loss,
-                train_rows: s.train_rows,
-                held_out_rows: s.held_out_rows,
-                held_out_median_score: s.held_out_median_score,
-                device: s.device.clone(),
-            },
+            ScoreSummary::from(&st.summary),
         )
-        .map_err(|e| invalid(dir, e.to_string()))
+        .map_err(|e| invalid(dir, e.to_string()))?;
+        m.calibration = st.calibration.clone();
+        Ok(m)
     }
 }
 

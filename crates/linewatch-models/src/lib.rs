@@ -6,10 +6,11 @@
 //! * [`mlp`]: RePU networks `sigma_p(x) = max(0,x)^p` with exact input derivatives by
 //!   forward-mode tangent propagation written as ordinary candle ops (first-order backprop
 //!   trains losses that contain derivatives).
-//! * [`score`]: the score model `s(x) ~ grad log p(x)` of normal windows, trained by implicit
-//!   (or sliced) score matching; per-row Hyvarinen anomaly score, log-density drop from the
-//!   training centre and its exact per-feature split (Gauss-Legendre line integral); alert
-//!   threshold from held-out scores.
+//! * [`score`]: the score model `s(x) ~ grad log p(x)` of normal windows: a Gaussian part
+//!   with a shrinkage covariance ([`gaussian`]) plus a RePU residual trained by implicit (or
+//!   sliced) score matching, kept only when it wins on held-out data; per-row anomaly score
+//!   (the log-density drop from the training centre), its exact per-feature split, and a
+//!   threshold and conformal p-values calibrated on contiguous blocks the model did not fit.
 //! * [`isotonic`]: PDIR, a RePU net `g` with defect probability `sigmoid(g)` that is monotone in
 //!   declared inputs (derivative penalty), and [`pava`], the 1-D pool-adjacent-violators
 //!   baseline and fallback.
@@ -31,6 +32,7 @@ pub mod bench;
 pub mod checkpoint;
 pub mod device;
 pub mod error;
+pub mod gaussian;
 pub mod isotonic;
 pub mod mlp;
 pub mod pava;
@@ -43,9 +45,10 @@ pub mod train;
 pub use checkpoint::{AnyModel, ModelKind, ModelMeta, TrainingInfo, load_any, read_meta};
 pub use device::DeviceSpec;
 pub use error::{CheckpointError, ModelError, Result};
+pub use gaussian::Whitener;
 pub use isotonic::{IsoTarget, IsotonicConfig, IsotonicModel, Monotone, MonotonicityCheck};
 pub use mlp::{Init, Mlp, MlpConfig};
 pub use pava::{Direction, Interpolation, Pava};
-pub use score::{ScoreBatch, ScoreConfig, ScoreModel, TraceEstimator};
+pub use score::{ResidualMode, ScoreBatch, ScoreConfig, ScoreModel, TraceEstimator};
 pub use standardize::Standardizer;
 pub use train::{LrSchedule, Precision, TrainConfig, TrainReport};

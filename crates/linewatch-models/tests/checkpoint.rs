@@ -8,7 +8,7 @@ use candle_core::Device;
 use linewatch_models::checkpoint::{META_FILE, WEIGHTS_FILE};
 use linewatch_models::{
     CheckpointError, Direction, IsoTarget, IsotonicConfig, IsotonicModel, ModelError, Monotone,
-    Pava, ScoreConfig, ScoreModel, TrainConfig, TrainingInfo, rng,
+    Pava, ResidualMode, ScoreConfig, ScoreModel, TrainConfig, TrainingInfo, rng,
 };
 
 fn names(d: usize) -> Vec<String> {
@@ -22,6 +22,7 @@ fn small_score_model() -> (ScoreModel, Vec<f64>) {
     rows[5] = f64::NAN;
     let cfg = ScoreConfig {
         hidden: Some(vec![8, 8]),
+        residual: ResidualMode::Always,
         train: TrainConfig {
             max_epochs: 3,
             batch_size: 64,
@@ -58,6 +59,18 @@ fn score_round_trip_is_bit_exact() {
     let (a, b) = (m.score(&rows).unwrap(), back.score(&rows).unwrap());
     assert_eq!(a, b);
     assert_eq!(m.threshold().to_bits(), back.threshold().to_bits());
+    assert_eq!(m.calibration_scores(), back.calibration_scores());
+    // A Gaussian-only model round-trips too (no network, empty weights file).
+    let cfg = ScoreConfig {
+        residual: ResidualMode::Off,
+        ..Default::default()
+    };
+    let (g, _) = ScoreModel::train(&rows, &names(3), &cfg, &Device::Cpu).unwrap();
+    let gdir = tempfile::tempdir().unwrap();
+    g.save(gdir.path(), &info()).unwrap();
+    let gback = ScoreModel::load(gdir.path(), &Device::Cpu).unwrap();
+    assert!(gback.residual().is_none());
+    assert_eq!(g.score(&rows).unwrap(), gback.score(&rows).unwrap());
     assert_eq!(m.standardizer(), back.standardizer());
     let meta = linewatch_models::read_meta(dir.path()).unwrap();
     assert_eq!(meta.training, info());
@@ -161,7 +174,8 @@ fn broken_checkpoints_are_typed_errors() {
     // Missing tensor: weights of another (smaller) model under the same names minus one.
     let (m, dir) = saved();
     let mut t: std::collections::HashMap<String, candle_core::Tensor> = m
-        .network()
+        .residual()
+        .expect("residual kept")
         .weights()
         .into_iter()
         .enumerate()
@@ -219,7 +233,7 @@ fn broken_checkpoints_are_typed_errors() {
         ck_source(ScoreModel::load(dir.path(), &Device::Cpu).unwrap_err()),
         CheckpointError::UnsupportedFormat {
             found: 99,
-            supported: 1
+            supported: 2
         }
     ));
     let (_, dir) = saved();

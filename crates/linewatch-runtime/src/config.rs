@@ -203,12 +203,25 @@ pub struct ModelSection {
     pub learning_rate: f64,
     /// AdamW weight decay. Default 0.1.
     pub weight_decay: f64,
-    /// Share of training rows held out for early stopping and the threshold. Default 0.2.
+    /// Share of the newest training rows held out as one contiguous block: early stopping of
+    /// the RePU residual, the choice between residual and Gaussian, and (with the residual)
+    /// the calibration of the threshold. Default 0.2.
     pub holdout_fraction: f64,
     /// Epochs without held-out improvement before stopping. Default 20.
     pub patience: usize,
-    /// Quantile of held-out anomaly scores used as the alert threshold. Default 0.995.
+    /// Quantile of the calibration anomaly scores (windows the model did not fit, taken as
+    /// contiguous time blocks) used as the alert threshold: the nominal share of normal
+    /// windows over it. Default 0.99 (the usual 99 % control limit).
     pub threshold_quantile: f64,
+    /// Covariance shrinkage of the Gaussian part, in [0, 1]. Default: the Ledoit-Wolf
+    /// estimate (more shrinkage for short histories of many features).
+    pub shrinkage: Option<f64>,
+    /// The RePU residual beside the Gaussian part: "auto" (trained, kept only when it lowers
+    /// the held-out score-matching loss by more than two standard errors), "off" or "always".
+    /// Default "auto".
+    pub residual: linewatch_models::ResidualMode,
+    /// Contiguous blocks for the out-of-fold calibration of a Gaussian model (>= 2). Default 5.
+    pub calibration_folds: usize,
     /// Gauss-Legendre nodes for log-density and contributions. Default 16.
     pub quadrature_nodes: usize,
     /// Seed of initialisation, shuffling and projections. Default 7.
@@ -235,7 +248,10 @@ impl Default for ModelSection {
             weight_decay: 0.1,
             holdout_fraction: 0.2,
             patience: 20,
-            threshold_quantile: 0.995,
+            threshold_quantile: 0.99,
+            shrinkage: None,
+            residual: linewatch_models::ResidualMode::Auto,
+            calibration_folds: 5,
             quadrature_nodes: 16,
             seed: 7,
             device: "auto".into(),
@@ -552,6 +568,14 @@ impl PipelineConfig {
         }
         if !(0.5..1.0).contains(&self.model.threshold_quantile) {
             return Err(invalid("model.threshold_quantile", "must be in [0.5, 1)"));
+        }
+        if let Some(a) = self.model.shrinkage
+            && !(0.0..=1.0).contains(&a)
+        {
+            return Err(invalid("model.shrinkage", format!("{a}: must be in [0, 1]")));
+        }
+        if self.model.calibration_folds < 2 {
+            return Err(invalid("model.calibration_folds", "must be >= 2"));
         }
         if !(0.05..=0.5).contains(&self.model.holdout_fraction) {
             return Err(invalid("model.holdout_fraction", "must be in [0.05, 0.5]"));

@@ -40,6 +40,7 @@ pub fn score_fields() -> Vec<Field> {
     vec![
         Field::new("anomaly_score", DataType::Float64, true),
         Field::new("threshold", DataType::Float64, true),
+        Field::new("p_value", DataType::Float64, true),
         Field::new("log_density_rel", DataType::Float64, true),
         Field::new("defect_prob", DataType::Float64, true),
         Field::new("alert", DataType::Boolean, false),
@@ -103,6 +104,7 @@ impl ScoredRows {
         let n = self.windows.len();
         let mut anomaly = Float64Builder::with_capacity(n);
         let mut threshold = Float64Builder::with_capacity(n);
+        let mut p_value = Float64Builder::with_capacity(n);
         let mut logd = Float64Builder::with_capacity(n);
         let mut defect = Float64Builder::with_capacity(n);
         let mut alert = BooleanBuilder::with_capacity(n);
@@ -111,6 +113,7 @@ impl ScoredRows {
         for (s, a) in self.scores.iter().zip(&self.alert) {
             anomaly.append_option(s.anomaly_score);
             threshold.append_option(s.threshold);
+            p_value.append_option(s.p_value);
             logd.append_option(s.log_density_rel);
             defect.append_option(s.defect_prob);
             alert.append_value(*a);
@@ -126,6 +129,7 @@ impl ScoredRows {
         let mut columns: Vec<ArrayRef> = features.columns().to_vec();
         columns.push(Arc::new(anomaly.finish()));
         columns.push(Arc::new(threshold.finish()));
+        columns.push(Arc::new(p_value.finish()));
         columns.push(Arc::new(logd.finish()));
         columns.push(Arc::new(defect.finish()));
         columns.push(Arc::new(alert.finish()));

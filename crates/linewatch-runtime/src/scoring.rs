@@ -84,6 +84,8 @@ impl ModelInputs {
 pub struct RowScore {
     pub anomaly_score: Option<f64>,
     pub threshold: Option<f64>,
+    /// Conformal p-value of the anomaly score against the model's calibration windows.
+    pub p_value: Option<f64>,
     pub log_density_rel: Option<f64>,
     pub defect_prob: Option<f64>,
     pub model_version: Option<String>,
@@ -134,6 +136,7 @@ pub fn score_windows(
         .map(|i| RowScore {
             anomaly_score: Some(out.anomaly_score[i]),
             threshold: Some(threshold),
+            p_value: out.p_value.get(i).copied(),
             log_density_rel: out.log_density_rel.get(i).copied(),
             defect_prob: defect.as_ref().and_then(|d| d.get(i).copied()),
             model_version: Some(s.version.clone()),

@@ -541,11 +541,16 @@ pub fn resolve_device(cfg: &PipelineConfig) -> anyhow::Result<candle_core::Devic
     Ok(spec.resolve()?)
 }
 
-/// The score model's configuration from the pipeline's `[model]` section.
-pub fn score_config(cfg: &PipelineConfig) -> ScoreConfig {
+/// The score model's configuration from the pipeline's `[model]` section; `overlap` is the
+/// number of consecutive windows of a machine that share readings (window size / hop).
+pub fn score_config(cfg: &PipelineConfig, overlap: f64) -> ScoreConfig {
     let m = &cfg.model;
     let defaults = ScoreConfig::default();
     ScoreConfig {
+        shrinkage: m.shrinkage,
+        residual: m.residual,
+        calibration_folds: m.calibration_folds,
+        overlap: overlap.max(1.0),
         hidden: m.hidden.clone(),
         p: m.power,
         trace: TraceEstimator::Auto {
@@ -575,8 +580,29 @@ pub fn train_score_model_on(
     feature_names: &[String],
     device: &candle_core::Device,
 ) -> anyhow::Result<ScoreModel> {
-    let (model, report) = ScoreModel::train(rows, feature_names, &score_config(cfg), device)?;
+    let hop = cfg.window.slide.unwrap_or(cfg.window.size);
+    let overlap = cfg.window.size.as_millis() as f64 / hop.as_millis().max(1) as f64;
+    train_score_model_overlap(cfg, rows, feature_names, device, overlap)
+}
+
+/// [`train_score_model_on`] with an explicit window overlap (offline paths whose windows are
+/// not the pipeline's).
+pub fn train_score_model_overlap(
+    cfg: &PipelineConfig,
+    rows: &[f32],
+    feature_names: &[String],
+    device: &candle_core::Device,
+    overlap: f64,
+) -> anyhow::Result<ScoreModel> {
+    let (model, report) =
+        ScoreModel::train(rows, feature_names, &score_config(cfg, overlap), device)?;
+    let s = model.summary();
     tracing::info!(
+        residual = s.residual,
+        shrinkage = s.shrinkage,
+        calibration_rows = s.calibration_rows,
+        effective_rows = s.effective_rows,
+        threshold = model.threshold(),
         rows = report.train_rows,
         held_out = report.held_out_rows,
         epochs = report.epochs_run,
@@ -588,14 +614,16 @@ pub fn train_score_model_on(
     Ok(model)
 }
 
-/// Same, on the configured device.
+/// Same, on the configured device. `overlap` is the number of consecutive rows that share
+/// readings (window size / hop; 1 for tumbling windows).
 pub fn train_score_model(
     cfg: &PipelineConfig,
     rows: &[f32],
     feature_names: &[String],
+    overlap: f64,
 ) -> anyhow::Result<ScoreModel> {
     let device = resolve_device(cfg)?;
-    train_score_model_on(cfg, rows, feature_names, &device)
+    train_score_model_overlap(cfg, rows, feature_names, &device, overlap)
 }
 
 #[cfg(test)]
