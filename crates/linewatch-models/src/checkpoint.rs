@@ -76,6 +76,9 @@ pub struct ScoreState {
     pub gaussian: Whitener,
     /// Calibration anomaly scores, sorted ascending (the p-values' reference).
     pub calibration: Vec<f64>,
+    /// Half-width of the cube of whitened inputs the residual is evaluated in.
+    #[serde(with = "nonfinite")]
+    pub residual_box: f64,
     /// Training summary.
     pub summary: ScoreSummaryJson,
 }
@@ -360,6 +363,7 @@ impl ScoreModel {
             standardizer: self.standardizer.clone(),
             gaussian: self.gauss.clone(),
             calibration: self.calibration.clone(),
+            residual_box: self.residual_box,
             summary: ScoreSummaryJson::from(&self.summary),
         });
         let tensors = match &self.net {
@@ -426,7 +430,11 @@ impl ScoreModel {
             ScoreSummary::from(&st.summary),
         )
         .map_err(|e| invalid(dir, e.to_string()))?;
+        if !(st.residual_box > 0.0) {
+            return Err(invalid(dir, "residual_box must be > 0"));
+        }
         m.calibration = st.calibration.clone();
+        m.residual_box = st.residual_box;
         Ok(m)
     }
 }

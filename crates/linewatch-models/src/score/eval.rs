@@ -42,7 +42,7 @@ impl ScoreModel {
             return Ok(None);
         };
         let d = self.n_features();
-        let uc = clamp_rows(&u[start * d..(start + len) * d], self.config.clip);
+        let uc = clamp_rows(&u[start * d..(start + len) * d], Some(self.residual_box));
         Ok(Some(train::to_tensor(
             &uc,
             len,
@@ -190,10 +190,7 @@ impl ScoreModel {
             let uc = &u[start * d..(start + len) * d];
             let x = train::to_tensor(uc, len, d, dtype, dev)?;
             let pts = x.unsqueeze(0)?.broadcast_mul(&t)?.reshape((q * len, d))?;
-            let pts = match self.config.clip {
-                Some(c) => pts.clamp(-c, c)?,
-                None => pts,
-            };
+            let pts = pts.clamp(-self.residual_box, self.residual_box)?;
             let r = net.forward(&pts)?.reshape((q, len, d))?;
             let avg = r.broadcast_mul(&w)?.sum(0)?; // [len, d]: int_0^1 r(t u) dt
             let avg = avg.to_dtype(DType::F64)?.flatten_all()?.to_vec1::<f64>()?;

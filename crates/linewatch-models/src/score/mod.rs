@@ -34,10 +34,10 @@
 //! # Calibration and threshold
 //! Thresholds come from windows the model did not learn from, taken as contiguous time blocks
 //! (never interleaved rows, which are near copies of training windows when windows overlap):
-//! for the Gaussian model, out-of-fold scores of `calibration_folds` contiguous blocks, each
-//! scored by a model fitted on the other blocks less `overlap` rows at each border (cheap to
-//! refit); with the residual, the scores of the held-out block that follows the training
-//! rows. The threshold is the `threshold_quantile` of those scores.
+//! out-of-fold scores of `calibration_folds` contiguous blocks, each scored by a model fitted
+//! on the other blocks less `overlap` rows at each border (with the residual, trained for the
+//! number of epochs early stopping chose). The threshold is the `threshold_quantile` of those
+//! scores, and the p-values are ranks among them.
 
 mod eval;
 #[cfg(test)]
@@ -103,8 +103,9 @@ impl TraceEstimator {
 pub enum ResidualMode {
     /// Gaussian part only.
     Off,
-    /// Trained, and kept only when it lowers the held-out ISM loss by more than two standard
-    /// errors (effective sample size `rows / overlap`).
+    /// Trained when the history holds at least one effective observation (`rows / overlap`)
+    /// per network parameter, and kept only when it lowers the held-out ISM loss by more than
+    /// two standard errors (counted on effective observations).
     #[default]
     Auto,
     /// Trained and kept (for lines known to have several operating modes, and for tests).
@@ -301,6 +302,11 @@ pub struct ScoreModel {
     pub(crate) standardizer: Standardizer,
     pub(crate) gauss: Whitener,
     pub(crate) net: Option<Mlp>,
+    /// The residual is evaluated at whitened inputs clamped to `[-box, box]`, the smallest
+    /// cube holding its training rows: a RePU network extrapolates polynomially, so outside
+    /// the data the residual stays constant along clamped coordinates and the Gaussian part,
+    /// which grows quadratically, decides how unlikely a far-out window is.
+    pub(crate) residual_box: f64,
     pub(crate) threshold: f64,
     pub(crate) summary: ScoreSummary,
     /// Anomaly scores of the calibration windows, sorted ascending (finite values only).
@@ -364,6 +370,12 @@ fn newest_block(
     (0..held_start.saturating_sub(gap), held_start..n)
 }
 
+/// Half-width of the smallest cube around 0 holding the rows `u`, capped by `clip`.
+fn box_of(u: &[f64], clip: Option<f64>) -> f64 {
+    let m = u.iter().fold(0.0f64, |m, v| m.max(v.abs()));
+    clip.map_or(m, |c| m.min(c))
+}
+
 fn clamp_rows(u: &[f64], clip: Option<f64>) -> Vec<f64> {
     match clip {
         Some(c) => u.iter().map(|v| v.clamp(-c, c)).collect(),
@@ -387,6 +399,10 @@ impl ScoreModel {
     /// `f64`), **in time order** (the newest block is held out, calibration blocks are
     /// contiguous). Missing values (NaN) are imputed with the training mean. Returns the model
     /// and the residual's training report (zero epochs when the residual is off).
+    ///
+    /// With [`ResidualMode::Auto`] the residual is trained only when the fitting rows hold at
+    /// least one effective observation (`rows / overlap`) per network parameter, and kept only
+    /// when it wins on the held-out block.
     ///
     /// Errors: bad configuration or shapes; too few rows for the held-out block, the
     /// calibration folds and their borders ([`ModelError::InsufficientData`]).
@@ -433,9 +449,28 @@ impl ScoreModel {
         };
         // The residual, kept only when it beats the Gaussian part on the held-out block.
         let mut kept = None;
-        if cfg.residual != ResidualMode::Off {
+        // Capacity follows the effective sample size: the residual is tried only when the
+        // history holds at least one effective observation per parameter.
+        let n_params = cfg.mlp(d).n_params();
+        let n_eff_fit = fit.len() as f64 / cfg.overlap;
+        let try_residual = match cfg.residual {
+            ResidualMode::Off => false,
+            ResidualMode::Always => true,
+            ResidualMode::Auto => {
+                let enough = n_eff_fit >= n_params as f64;
+                if !enough {
+                    tracing::info!(
+                        effective_rows = n_eff_fit,
+                        parameters = n_params,
+                        "score model: too short a history for the RePU residual; Gaussian part only"
+                    );
+                }
+                enough
+            }
+        };
+        if try_residual {
             let (net, rep) = Self::train_residual(cfg, d, &uf, &uh, device)?;
-            let res_held = Self::residual_ism_per_row(&net, cfg, &uh, d)?;
+            let res_held = Self::residual_ism_per_row(&net, cfg, &uh, box_of(&uf, cfg.clip), d)?;
             let diff: Vec<f64> = gauss_held
                 .iter()
                 .zip(&res_held)
@@ -472,13 +507,15 @@ impl ScoreModel {
             calibration_rows: 0,
             effective_rows,
         };
-        let (mut model, calibration) = match kept {
+        let residual_epochs = kept.is_some().then_some(report.best_epoch.max(1));
+        let calibration = Self::out_of_fold(&rows, d, cfg, gap, residual_epochs, device)?;
+        let mut model = match kept {
             Some(net) => {
-                // Fitted on the older rows, calibrated on the newest block.
+                // Fitted on the older rows, early-stopped on the newest block.
                 let mut s = summary(fit.len(), report.best_held_out_loss);
                 s.residual = true;
                 s.shrinkage = gauss.shrinkage;
-                let m = Self::assemble(
+                let mut m = Self::assemble(
                     cfg.clone(),
                     feature_names.to_vec(),
                     standardizer,
@@ -487,18 +524,17 @@ impl ScoreModel {
                     f64::INFINITY,
                     s,
                 )?;
-                let cal = m.anomaly_scores(held_raw)?;
-                (m, cal)
+                m.residual_box = box_of(&uf, cfg.clip);
+                m
             }
             None => {
-                // Gaussian on every row; out-of-fold scores of contiguous blocks calibrate it.
-                let cal = Self::gaussian_out_of_fold(&rows, d, cfg, gap)?;
+                // The Gaussian part on every row (cheap, and the most data).
                 let st = Standardizer::fit(&rows, d)?;
                 let (z, _) = st.transform(&rows, cfg.clip)?;
                 let g = Whitener::fit(&z, d, cfg.shrinkage)?;
                 let mut s = summary(n, gauss_loss);
                 s.shrinkage = g.shrinkage;
-                let m = Self::assemble(
+                Self::assemble(
                     cfg.clone(),
                     feature_names.to_vec(),
                     st,
@@ -506,8 +542,7 @@ impl ScoreModel {
                     None,
                     f64::INFINITY,
                     s,
-                )?;
-                (m, cal)
+                )?
             }
         };
         let mut cal: Vec<f64> = calibration.into_iter().filter(|s| s.is_finite()).collect();
@@ -532,8 +567,9 @@ impl ScoreModel {
         let mcfg = cfg.mlp(d);
         mcfg.validate()?;
         let dtype = cfg.train.precision.dtype();
-        let uf = clamp_rows(uf, cfg.clip);
-        let uh = clamp_rows(uh, cfg.clip);
+        let bx = Some(box_of(uf, cfg.clip));
+        let uf = clamp_rows(uf, bx);
+        let uh = clamp_rows(uh, bx);
         let xt = train::to_tensor(&uf, uf.len() / d, d, dtype, device)?;
         let xh = train::to_tensor(&uh, uh.len() / d, d, dtype, device)?;
         let mut net = Mlp::new(&mcfg, cfg.train.seed, dtype, device)?;
@@ -566,8 +602,14 @@ impl ScoreModel {
     }
 
     /// Exact per-row residual ISM on whitened rows (f64 out).
-    fn residual_ism_per_row(net: &Mlp, cfg: &ScoreConfig, u: &[f64], d: usize) -> Result<Vec<f64>> {
-        let u = clamp_rows(u, cfg.clip);
+    fn residual_ism_per_row(
+        net: &Mlp,
+        cfg: &ScoreConfig,
+        u: &[f64],
+        bx: f64,
+        d: usize,
+    ) -> Result<Vec<f64>> {
+        let u = clamp_rows(u, Some(bx));
         let n = u.len() / d;
         let chunk = (eval::CHUNK_ELEMS
             / (d * cfg.hidden_for(d).iter().copied().max().unwrap_or(1).max(d)))
@@ -589,14 +631,18 @@ impl ScoreModel {
         Ok(out)
     }
 
-    /// Out-of-fold anomaly scores of the Gaussian model over `calibration_folds` contiguous
-    /// blocks of the time-ordered rows; each block is scored by a model (standardisation and
-    /// shrinkage covariance) fitted on the rows outside it, less `gap` rows at each border.
-    fn gaussian_out_of_fold(
+    /// Out-of-fold anomaly scores over `calibration_folds` contiguous blocks of the
+    /// time-ordered rows: each block is scored by a model (standardisation, shrinkage
+    /// covariance and, when `residual_epochs` is given, a RePU residual trained for that many
+    /// epochs, the count early stopping chose on the full history) fitted on the rows outside
+    /// it, less `gap` rows at each border so that no window shares readings with the block.
+    fn out_of_fold(
         rows: &[f64],
         d: usize,
         cfg: &ScoreConfig,
         gap: usize,
+        residual_epochs: Option<usize>,
+        device: &Device,
     ) -> Result<Vec<f64>> {
         let n = rows.len() / d;
         let k = cfg.calibration_folds.min(n);
@@ -614,10 +660,52 @@ impl ScoreModel {
             let st = Standardizer::fit(&train_rows, d)?;
             let (z, _) = st.transform(&train_rows, cfg.clip)?;
             let g = Whitener::fit(&z, d, cfg.shrinkage)?;
-            let (zf, _) = st.transform(&rows[a * d..b * d], cfg.clip)?;
-            out.extend(gauss_ism_rows(&g.apply(&zf), d));
+            let block = &rows[a * d..b * d];
+            match residual_epochs {
+                None => {
+                    let (zf, _) = st.transform(block, cfg.clip)?;
+                    out.extend(gauss_ism_rows(&g.apply(&zf), d));
+                }
+                Some(epochs) => {
+                    let u = g.apply(&z);
+                    let fold_cfg = ScoreConfig {
+                        train: TrainConfig {
+                            max_epochs: epochs,
+                            ..cfg.train.clone()
+                        },
+                        ..cfg.clone()
+                    };
+                    // No early stopping: the epoch count is given.
+                    let (net, _) = Self::train_residual(&fold_cfg, d, &u, &u, device)?;
+                    let mut m = Self::assemble(
+                        cfg.clone(),
+                        (0..d).map(|j| format!("f{j}")).collect(),
+                        st,
+                        g,
+                        Some(net),
+                        f64::INFINITY,
+                        Self::empty_summary(),
+                    )?;
+                    m.residual_box = box_of(&u, cfg.clip);
+                    out.extend(m.anomaly_scores(block)?);
+                }
+            }
         }
         Ok(out)
+    }
+
+    fn empty_summary() -> ScoreSummary {
+        ScoreSummary {
+            held_out_loss: f64::NAN,
+            train_rows: 0,
+            held_out_rows: 0,
+            held_out_median_score: f64::NAN,
+            device: String::new(),
+            residual: false,
+            shrinkage: 0.0,
+            calibration_rows: 0,
+            effective_rows: 0.0,
+        }
     }
 
     /// Builds a model from parts (used by checkpoint loading and tests).
@@ -643,12 +731,14 @@ impl ScoreModel {
             )));
         }
         let (quad_t, quad_w) = GaussLegendre::new(config.quadrature_nodes)?.unit_interval();
+        let residual_box = config.clip.unwrap_or(f64::INFINITY);
         Ok(Self {
             config,
             feature_names,
             standardizer,
             gauss,
             net,
+            residual_box,
             threshold,
             summary,
             calibration: Vec::new(),
@@ -769,6 +859,11 @@ impl ScoreModel {
     /// Training summary.
     pub fn summary(&self) -> &ScoreSummary {
         &self.summary
+    }
+
+    /// Half-width of the cube of whitened inputs the residual is evaluated in.
+    pub fn residual_box(&self) -> f64 {
+        self.residual_box
     }
 
     /// The RePU residual on whitened inputs, when it was kept.
