@@ -1,7 +1,9 @@
 //! linewatch's runtime: the thin, effectful edge that wires the pure libraries together.
 //!
 //! # Layout
-//! - [`backtest`]: windowing, models and alerts over labelled CSV files, no Kafka.
+//! - [`backtest`]: windowing, models and alerts over labelled CSV files, no Kafka, with a PCA
+//!   baseline beside the model.
+//! - [`bench_detect`]: `linewatch bench detect`, the backtests of a data folder as one JSON.
 //! - [`config`]: the pipeline TOML, defaults, environment overrides, validation.
 //! - [`kafka`]: client configuration, rebalance events, dead letters.
 //! - [`pipeline`]: the streaming loop (consume, window, score, alert, write, commit).
@@ -19,6 +21,7 @@
 
 pub mod alerter;
 pub mod backtest;
+pub mod bench_detect;
 pub mod config;
 pub mod demo;
 pub mod kafka;

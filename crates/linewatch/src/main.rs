@@ -73,9 +73,16 @@ struct ReportArgs {
 
 #[derive(Debug, Args)]
 struct BacktestArgs {
-    /// A labelled CSV file (repeat for several; each is its own experiment).
+    /// A labelled CSV file to score (repeat for several). Without --train-csv each is its own
+    /// experiment (trained on its head); with --train-csv each is scored whole.
     #[arg(long = "csv", required = true)]
     csv: Vec<PathBuf>,
+    /// Normal history to fit ONE model (and the PCA baseline) on (repeatable; each file is
+    /// windowed on its own, rows in file order then time order); every --csv file is then
+    /// scored whole. Must have the same channel columns as the --csv files. Not with
+    /// --train-rows / --train-fraction.
+    #[arg(long = "train-csv", conflicts_with_all = ["train_rows", "train_fraction"])]
+    train_csv: Vec<PathBuf>,
     /// Field separator.
     #[arg(long, default_value = ",")]
     sep: char,
@@ -88,24 +95,64 @@ struct BacktestArgs {
     /// A column that is neither a sensor nor the time or label (repeatable).
     #[arg(long = "ignore-col")]
     ignore_col: Vec<String>,
-    /// Train on the first N rows of each file (its anomaly-free head).
+    /// Train on the first N rows of each file (its anomaly-free head). Head split only: not
+    /// used (an error) with --train-csv.
     #[arg(long, conflicts_with = "train_fraction")]
     train_rows: Option<usize>,
-    /// Train on this share of each file's rows (its head).
-    #[arg(long, default_value_t = 0.15)]
-    train_fraction: f64,
+    /// Train on this share of each file's rows (its head) [default: 0.15]. Head split only:
+    /// not used (an error) with --train-csv.
+    #[arg(long)]
+    train_fraction: Option<f64>,
     /// Window length (e.g. "1h"); default 12 sampling intervals.
     #[arg(long, value_parser = humantime::parse_duration)]
     window: Option<Duration>,
     /// Hop between windows; default the sampling interval, so a window ends at every row.
     #[arg(long, value_parser = humantime::parse_duration)]
     slide: Option<Duration>,
-    /// Pipeline file for the model and alert settings (default: built-in defaults).
+    #[command(flatten)]
+    baseline: BaselineArgs,
+    /// Pipeline file for the model and alert settings (default: built-in defaults); a
+    /// [window] channels list is not needed (the CSV's columns are the channels).
     #[arg(long)]
     pipeline: Option<PathBuf>,
     /// Output folder: rows.csv and summary.json.
     #[arg(long, default_value = "./linewatch-backtest")]
     out: PathBuf,
+}
+
+/// The PCA baseline (T² and SPE) fitted beside the model on the same windows and inputs.
+#[derive(Debug, Args)]
+struct BaselineArgs {
+    /// Confidence of the PCA baseline's T² and SPE control limits.
+    #[arg(long, default_value_t = 0.99)]
+    baseline_confidence: f64,
+    /// Share of variance the PCA baseline's components must explain.
+    #[arg(long, default_value_t = 0.90)]
+    baseline_variance: f64,
+}
+
+impl BaselineArgs {
+    fn config(&self) -> linewatch_runtime::backtest::PcaConfig {
+        linewatch_runtime::backtest::PcaConfig {
+            explained_variance: self.baseline_variance,
+            confidence: self.baseline_confidence,
+        }
+    }
+}
+
+#[derive(Debug, Args)]
+struct DetectArgs {
+    /// Data folder: tep/ (train-normal.csv, test-normal.csv, faultNN.csv) and nab-*.csv.
+    #[arg(long)]
+    data: PathBuf,
+    /// Pipeline file for the model and alert settings (default: built-in defaults).
+    #[arg(long)]
+    pipeline: Option<PathBuf>,
+    /// Output folder: each backtest's rows.csv and summary.json under tep/ and nab/.
+    #[arg(long, default_value = "./linewatch-bench-detect")]
+    out: PathBuf,
+    #[command(flatten)]
+    baseline: BaselineArgs,
 }
 
 #[derive(Debug, Args)]
@@ -173,6 +220,9 @@ struct DemoArgs {
 enum BenchCommand {
     /// Model quality against ground truth and speed; the last line is one JSON object.
     Models,
+    /// Detection quality on a data folder (TEP false alarms and detection per fault, NAB F1
+    /// and PR-AUC), model and PCA baseline; the last line is one JSON object.
+    Detect(DetectArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -194,43 +244,73 @@ fn main() -> anyhow::Result<()> {
         Command::Train(a) => train(a),
         Command::Report(a) => report(a),
         Command::Bench(BenchCommand::Models) => bench_models(),
+        Command::Bench(BenchCommand::Detect(a)) => bench_detect(a),
     }
 }
 
 fn backtest(a: BacktestArgs) -> anyhow::Result<()> {
-    use linewatch_runtime::backtest::{BacktestOptions, TrainSplit};
-    let cfg = match &a.pipeline {
-        Some(p) => PipelineConfig::load(p)?,
-        // Model and alert defaults; the channels come from each file.
-        None => PipelineConfig::from_toml_with_env(
-            "[pipeline]\nname = \"backtest\"\n[window]\nchannels = [\"from-csv\"]\n",
-            "defaults",
-            std::env::vars(),
-        )?,
-    };
+    use linewatch_runtime::backtest::{self, BacktestOptions, TrainSplit};
+    let cfg = backtest::load_config(a.pipeline.as_deref())?;
     if !a.sep.is_ascii() {
         anyhow::bail!("--sep must be a single ASCII character");
     }
     let opts = BacktestOptions {
         csv: a.csv,
+        train_csv: a.train_csv,
         sep: a.sep as u8,
         time_col: a.time_col,
         label_col: a.label_col,
         ignore_cols: a.ignore_col,
-        split: match a.train_rows {
-            Some(n) => TrainSplit::Rows(n),
-            None => TrainSplit::Fraction(a.train_fraction),
+        split: match (a.train_rows, a.train_fraction) {
+            (Some(n), _) => Some(TrainSplit::Rows(n)),
+            (None, Some(f)) => Some(TrainSplit::Fraction(f)),
+            (None, None) => None,
         },
         window_ms: a.window.map(|d| d.as_millis() as u64),
         slide_ms: a.slide.map(|d| d.as_millis() as u64),
+        baseline: a.baseline.config(),
         out: a.out,
     };
-    let summary = linewatch_runtime::backtest::backtest(&cfg, &opts)?;
-    let mut line = serde_json::to_value(&summary)?;
-    if let Some(o) = line.as_object_mut() {
-        o.remove("per_file");
-    }
-    println!("{line}");
+    let summary = backtest::backtest(&cfg, &opts)?;
+    let b = &summary.baseline;
+    eprintln!(
+        "linewatch backtest: {} rows of {} files; model: precision {}, recall {}, F1 {}, false \
+         alarms {}, PR-AUC {}; PCA (T² or SPE): precision {}, recall {}, F1 {}, false alarms \
+         {}, PR-AUC {}; T² alone: recall {}, false alarms {}; SPE alone: recall {}, false \
+         alarms {}. Rows in {}",
+        summary.rows,
+        summary.files,
+        fmt_opt(summary.metrics.precision),
+        fmt_opt(summary.metrics.recall),
+        fmt_opt(summary.metrics.f1),
+        fmt_opt(summary.metrics.far),
+        fmt_opt(summary.metrics.pr_auc),
+        fmt_opt(b.metrics.precision),
+        fmt_opt(b.metrics.recall),
+        fmt_opt(b.metrics.f1),
+        fmt_opt(b.metrics.far),
+        fmt_opt(b.metrics.pr_auc),
+        fmt_opt(b.t2.recall),
+        fmt_opt(b.t2.far),
+        fmt_opt(b.spe.recall),
+        fmt_opt(b.spe.far),
+        opts.out.join("rows.csv").display(),
+    );
+    println!("{}", backtest::summary_line(&summary)?);
+    Ok(())
+}
+
+fn bench_detect(a: DetectArgs) -> anyhow::Result<()> {
+    use linewatch_runtime::bench_detect::{DetectOptions, NAB_TRAIN_ROWS};
+    let cfg = linewatch_runtime::backtest::load_config(a.pipeline.as_deref())?;
+    let opts = DetectOptions {
+        data: a.data,
+        out: a.out,
+        baseline: a.baseline.config(),
+        nab_train_rows: NAB_TRAIN_ROWS,
+    };
+    let report = linewatch_runtime::bench_detect::bench_detect(&cfg, &opts)?;
+    println!("{}", serde_json::to_string(&report)?);
     Ok(())
 }
 
