@@ -171,7 +171,7 @@ impl Pipeline {
             max_age: cfg.sink.max_age,
         };
         let models = ModelSlot::default();
-        match crate::scoring::load_newest(&cfg.models_root(), inputs.names()) {
+        match crate::model_store::load_newest(&cfg.models_root(), inputs.names()) {
             Ok(Some(snapshot)) => {
                 tracing::info!(version = %snapshot.version, "serving the newest valid model");
                 models.swap(Some(Arc::new(snapshot)));
@@ -546,7 +546,7 @@ impl Pipeline {
     /// Serves a newer version written by another process (e.g. a `linewatch train` job).
     fn pick_up_new_version(&mut self) {
         let current = self.models.current().map(|s| s.version.clone());
-        let newest = match crate::trainer::list_versions(&self.cfg.models_root()) {
+        let newest = match crate::model_store::list_versions(&self.cfg.models_root()) {
             Ok(v) => v.into_iter().last(),
             Err(e) => {
                 tracing::debug!(error = %e, "cannot list model versions");
@@ -557,7 +557,7 @@ impl Pipeline {
         if current.as_ref().is_some_and(|c| *c >= version) {
             return;
         }
-        match crate::trainer::load_snapshot(&dir, &version, self.inputs.names()) {
+        match crate::model_store::load_snapshot(&dir, &version, self.inputs.names()) {
             Ok(s) => {
                 tracing::info!(%version, "serving a model version written by another process");
                 self.models.swap(Some(Arc::new(s)));

@@ -1,28 +1,12 @@
 //! Scoring closed windows with the serving model snapshot, and the slot it is hot-swapped in.
 
-use std::path::Path;
 use std::sync::Arc;
 
 use arc_swap::ArcSwapOption;
-use linewatch_models::{IsotonicModel, ScoreModel};
 use linewatch_window::{ClosedWindow, FeatureSchema};
 
 use crate::alerter::FeatureContribution;
-
-/// One served model version: the score model and, once labels allowed it, the isotonic one.
-pub struct Snapshot {
-    pub version: String,
-    pub score: ScoreModel,
-    pub iso: Option<IsotonicModel>,
-    /// Feature columns (indices into the window features) that are the isotonic covariates.
-    pub iso_covariates: Vec<usize>,
-}
-
-impl Snapshot {
-    pub fn threshold(&self) -> f64 {
-        self.score.threshold()
-    }
-}
+use crate::model_store::{Snapshot, iso_input};
 
 /// Where the serving snapshot lives; swapped atomically, read without locks.
 #[derive(Clone, Default)]
@@ -158,28 +142,4 @@ pub fn top_features(contrib: &[f64], names: &[String], k: usize) -> Vec<FeatureC
             contribution: contrib[j],
         })
         .collect()
-}
-
-/// The isotonic model's input row: the anomaly score, then the covariates.
-pub fn iso_input(anomaly: f64, features: &[f32], covariates: &[usize]) -> Vec<f32> {
-    let mut v = Vec::with_capacity(1 + covariates.len());
-    v.push(anomaly as f32);
-    v.extend(
-        covariates
-            .iter()
-            .map(|&j| features.get(j).copied().unwrap_or(f32::NAN)),
-    );
-    v
-}
-
-/// Loads the newest valid version under `root` (`<root>/<version>/`); invalid ones are skipped
-/// with a warning and never served.
-pub fn load_newest(root: &Path, feature_names: &[String]) -> anyhow::Result<Option<Snapshot>> {
-    for (version, dir) in crate::trainer::list_versions(root)?.into_iter().rev() {
-        match crate::trainer::load_snapshot(&dir, &version, feature_names) {
-            Ok(s) => return Ok(Some(s)),
-            Err(e) => tracing::warn!(version, error = %e, "skipping invalid model version"),
-        }
-    }
-    Ok(None)
 }
