@@ -5,9 +5,10 @@
 
 use anyhow::Context as _;
 use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
-use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::producer::FutureProducer;
 use rdkafka::{Offset, TopicPartitionList};
 
+use super::alerts::send_alert;
 use super::durability;
 use super::partition::{LabelPending, Pending};
 use super::{Pipeline, state_io};
@@ -165,25 +166,14 @@ impl Pipeline {
         self.progress.files += written.len() as u64;
         metrics::counter!(tm::FILES_WRITTEN, "table" => "scores").increment(written.len() as u64);
         // Durable in Parquet: now the alert topic.
-        let topic = self.cfg.kafka.alerts_topic.clone();
+        let topic = &self.cfg.kafka.alerts_topic;
         let timeout = self.cfg.kafka.ack_timeout;
-        let sends = alerts.iter().map(|(a, closed_at)| {
-            let payload = serde_json::to_string(a).unwrap_or_default();
-            let key = a.machine.clone();
-            let topic = topic.clone();
-            async move {
-                let r = producer
-                    .send(
-                        FutureRecord::to(&topic).key(&key).payload(&payload),
-                        timeout,
-                    )
-                    .await
-                    .map_err(|(e, _)| e);
-                (r, closed_at.elapsed().as_secs_f64())
-            }
+        let sends = alerts.iter().map(|(a, closed_at)| async move {
+            let sent = send_alert(producer, topic, a, timeout).await;
+            (sent, closed_at.elapsed().as_secs_f64())
         });
-        for (r, delay) in futures::future::join_all(sends).await {
-            r.context("alert not acknowledged by the broker")?;
+        for (sent, delay) in futures::future::join_all(sends).await {
+            sent?;
             metrics::histogram!(tm::CLOSE_TO_ALERT).record(delay);
             self.progress.alert_delays_s.push(delay);
         }

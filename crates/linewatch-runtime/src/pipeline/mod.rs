@@ -16,7 +16,7 @@
 //! - [`score`]: closed windows: skip replays, score, alert hysteresis, retraining buffer;
 //! - [`retrain`]: starting retraining jobs, swapping in the models they (or others) publish;
 //! - [`flush`]: writing due buffers (scores, alerts, labels) and committing offsets;
-//! - [`alerts`]: re-sending alerts after a crash;
+//! - [`alerts`]: producing alerts to the alert topic, re-sending them after a crash;
 //! - [`partition`]: the state held per partition, created from the files at assignment;
 //! - [`durability`]: the commit, restore and acknowledgement rules as pure functions;
 //! - [`state_io`]: the file reads and writes those rules are fed from.
@@ -49,6 +49,7 @@ use crate::trainer::{TrainBuffer, Trainer};
 use linewatch_sink::{ParquetTable, RollPolicy};
 use linewatch_window::{ChannelSet, DecodeLimits, FeatureSchema, WindowConfig};
 
+pub use alerts::SendAlertError;
 pub use durability::{META_ALERTER, META_DURABLE, META_PIPELINE, META_SEQ};
 
 use partition::{LabelPending, PartitionState};
