@@ -91,8 +91,9 @@ impl Pipeline {
         Ok(())
     }
 
-    /// Writes the label buffers older than `sink.max_age` and adds their offsets to `tpl`. A
-    /// buffer of dead letters only has no rows: its offsets are committed at once.
+    /// Writes the due label buffers (the same roll policy as the other tables) and adds their
+    /// offsets to `tpl`. A buffer of dead letters only has no rows: its offsets are committed
+    /// at once.
     fn flush_labels(&mut self, tpl: &mut TopicPartitionList, force: bool) -> anyhow::Result<()> {
         let label_parts: Vec<i32> = self.label_parts.keys().copied().collect();
         for p in label_parts {
@@ -102,12 +103,7 @@ impl Pipeline {
             let (Some(first), Some(last)) = (lp.first_offset, lp.last_offset) else {
                 continue;
             };
-            let due = force
-                || lp
-                    .since
-                    .is_some_and(|s| s.elapsed() >= self.cfg.sink.max_age)
-                || lp.rows.is_empty();
-            if !due {
+            if !lp.due(&self.roll, force) {
                 continue;
             }
             if !lp.rows.is_empty() {

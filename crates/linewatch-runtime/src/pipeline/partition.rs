@@ -6,6 +6,7 @@
 use std::collections::HashSet;
 use std::time::Instant;
 
+use linewatch_sink::RollPolicy;
 use linewatch_window::{FeatureSchema, Inspection, Windower};
 
 use super::Pipeline;
@@ -72,6 +73,8 @@ pub(super) struct PartitionState {
 #[derive(Default)]
 pub(super) struct LabelPending {
     pub(super) rows: Vec<Inspection>,
+    /// Approximate size in memory, for the roll policy.
+    pub(super) bytes: usize,
     pub(super) first_offset: Option<i64>,
     pub(super) last_offset: Option<i64>,
     pub(super) since: Option<Instant>,
@@ -80,6 +83,7 @@ pub(super) struct LabelPending {
 impl LabelPending {
     /// Buffers one decoded inspection.
     pub(super) fn push(&mut self, ins: Inspection) {
+        self.bytes += 32 + ins.line.len() + ins.machine.len();
         self.rows.push(ins);
         self.since.get_or_insert_with(Instant::now);
     }
@@ -88,6 +92,15 @@ impl LabelPending {
     pub(super) fn consumed(&mut self, offset: i64) {
         self.first_offset.get_or_insert(offset);
         self.last_offset = Some(offset);
+    }
+
+    /// Whether to write (and commit) now: with `force`, when the roll policy of the other
+    /// tables says so, or when only dead letters were consumed (nothing to write, offsets to
+    /// commit). Never before a message was consumed.
+    pub(super) fn due(&self, roll: &RollPolicy, force: bool) -> bool {
+        let age = self.since.map(|s| s.elapsed()).unwrap_or_default();
+        self.last_offset.is_some()
+            && (force || self.rows.is_empty() || roll.should_roll(self.rows.len(), self.bytes, age))
     }
 }
 
@@ -152,5 +165,49 @@ impl Pipeline {
             unacked: restored.alerts.unacked,
             known_alerts: restored.alerts.known,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    fn inspection() -> Inspection {
+        Inspection {
+            line: "l".into(),
+            machine: "m".into(),
+            ts_ms: 0,
+            defect: false,
+        }
+    }
+
+    #[test]
+    fn labels_roll_like_the_other_tables() {
+        let roll = RollPolicy {
+            max_rows: 3,
+            max_bytes: usize::MAX,
+            max_age: Duration::from_secs(3600),
+        };
+        let mut lp = LabelPending::default();
+        assert!(!lp.due(&roll, true), "nothing consumed, nothing to do");
+        lp.consumed(7);
+        assert!(lp.due(&roll, false), "dead letters only: commit at once");
+        for offset in 8..10 {
+            lp.push(inspection());
+            lp.consumed(offset);
+        }
+        assert!(!lp.due(&roll, false), "2 rows, young: wait");
+        assert!(lp.due(&roll, true), "graceful stop");
+        lp.push(inspection());
+        assert!(lp.due(&roll, false), "max_rows reached");
+        let by_bytes = RollPolicy {
+            max_bytes: lp.bytes,
+            max_rows: usize::MAX,
+            ..roll
+        };
+        assert!(lp.due(&by_bytes, false), "max_bytes reached");
+        assert_eq!((lp.first_offset, lp.last_offset), (Some(7), Some(9)));
     }
 }
