@@ -13,10 +13,12 @@ use crate::model_store::{Snapshot, iso_input};
 pub struct ModelSlot(Arc<ArcSwapOption<Snapshot>>);
 
 impl ModelSlot {
+    /// The serving snapshot (`None` while warming up).
     pub fn current(&self) -> Option<Arc<Snapshot>> {
         self.0.load_full()
     }
 
+    /// Serves `s` from now on; readers holding the previous one keep it until they drop it.
     pub fn swap(&self, s: Option<Arc<Snapshot>>) {
         self.0.store(s);
     }
@@ -33,6 +35,7 @@ pub struct ModelInputs {
 }
 
 impl ModelInputs {
+    /// The inputs for the statistics `stats` (`model.stats`) of the window features.
     pub fn new(schema: &FeatureSchema, stats: &[String]) -> Self {
         Self::from_names(schema.feature_names(), stats)
     }
@@ -49,6 +52,7 @@ impl ModelInputs {
         Self { idx, names }
     }
 
+    /// The model inputs' feature names, in order.
     pub fn names(&self) -> &[String] {
         &self.names
     }
@@ -66,17 +70,25 @@ impl ModelInputs {
 /// Model outputs for one window (all None before the first model).
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct RowScore {
+    /// The window's Hyvarinen score.
     pub anomaly_score: Option<f64>,
+    /// The serving model's alert threshold.
     pub threshold: Option<f64>,
+    /// `log p(x) - log p(x0)`, from the training centre to the window.
     pub log_density_rel: Option<f64>,
+    /// The isotonic model's defect probability (once it exists).
     pub defect_prob: Option<f64>,
+    /// The version that scored the window.
     pub model_version: Option<String>,
+    /// The features that lowered the log-density most, most negative first.
     pub top_features: Vec<FeatureContribution>,
 }
 
 /// Scores of a batch of windows, with their dense features (for the retraining buffer).
 pub struct Scored {
+    /// One score row per window, in order.
     pub rows: Vec<RowScore>,
+    /// Each window's model inputs.
     pub features: Vec<Vec<f32>>,
 }
 
