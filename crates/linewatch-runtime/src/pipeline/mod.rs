@@ -12,14 +12,14 @@
 //!
 //! # Layout (the stages of the data flow)
 //! - this file: the pipeline's state and the select loop that drives the stages;
-//! - [`ingest`]: a consumed message: decode, window, dead-letter; consumer lag;
-//! - [`score`]: closed windows: skip replays, score, alert hysteresis, retraining buffer;
-//! - [`retrain`]: starting retraining jobs, swapping in the models they (or others) publish;
-//! - [`flush`]: writing due buffers (scores, alerts, labels) and committing offsets;
-//! - [`alerts`]: producing alerts to the alert topic, re-sending them after a crash;
-//! - [`partition`]: the state held per partition, created from the files at assignment;
-//! - [`durability`]: the commit, restore and acknowledgement rules as pure functions;
-//! - [`state_io`]: the file reads and writes those rules are fed from.
+//! - `ingest.rs`: a consumed message: decode, window, dead-letter; consumer lag;
+//! - `score.rs`: closed windows: skip replays, score, alert hysteresis, retraining buffer;
+//! - `retrain.rs`: starting retraining jobs, swapping in the models they (or others) publish;
+//! - `flush.rs`: writing due buffers (scores, alerts, labels) and committing offsets;
+//! - `alerts.rs`: producing alerts to the alert topic, re-sending them after a crash;
+//! - `partition.rs`: the state held per partition, created from the files at assignment;
+//! - `durability.rs`: the commit, restore and acknowledgement rules as pure functions;
+//! - `state_io.rs`: the file reads and writes those rules are fed from.
 
 mod alerts;
 mod durability;
