@@ -12,7 +12,7 @@
 //! - [`demo`]: `linewatch simulate` and `linewatch demo` (simulator on Kafka, mock cluster).
 //! - [`offline`]: `linewatch train`, one retraining job from the Parquet history.
 //! - [`output`]: the rows of the Parquet tables (scores, alerts, labels).
-//! - [`telemetry`]: Prometheus metrics and `/healthz`.
+//! - [`telemetry`]: metric names, typed events (metric, log line, progress), `/metrics`, `/healthz`.
 //!
 //! Neighbours: `linewatch-window` (decode, windows, Arrow features), `linewatch-models`
 //! (RePU score and isotonic models), `linewatch-sink` (atomic Parquet files),

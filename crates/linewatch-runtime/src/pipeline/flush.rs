@@ -14,7 +14,9 @@ use super::partition::{LabelPending, Pending};
 use super::{Pipeline, state_io};
 use crate::kafka::LwContext;
 use crate::output;
-use crate::telemetry as tm;
+use crate::telemetry::events::{
+    AlertAcknowledged, CountedTable, LabelsFileWritten, OpenWindows, ParquetFilesWritten,
+};
 use linewatch_sink::FileName;
 
 impl Pipeline {
@@ -74,7 +76,10 @@ impl Pipeline {
                 st.last_committed = Some(next);
             }
         }
-        metrics::gauge!(tm::OPEN_WINDOWS).set(open_windows as f64);
+        OpenWindows {
+            count: open_windows,
+        }
+        .emit();
         self.flush_labels(&mut tpl, force)?;
         if tpl.count() > 0 {
             let mode = if force {
@@ -110,7 +115,7 @@ impl Pipeline {
                 let batch = output::labels_batch(&lp.rows)?;
                 let name = FileName::new(p, first, last)?;
                 self.labels.write_file(&[batch], &name, &[])?;
-                self.progress.files += 1;
+                LabelsFileWritten.emit(&mut self.progress);
             }
             // Everything consumed is in the file: nothing of this partition is held.
             if let Some(next) = durability::next_commit_offset(Some(last), None, None) {
@@ -153,14 +158,19 @@ impl Pipeline {
         if !alerts.is_empty() {
             let batch = output::alerts_batch(alerts.iter().map(|(a, _)| a))?;
             let written = self.alerts.write_file(&[batch], &name, &meta)?;
-            self.progress.files += written.len() as u64;
-            metrics::counter!(tm::FILES_WRITTEN, "table" => "alerts")
-                .increment(written.len() as u64);
+            ParquetFilesWritten {
+                table: CountedTable::Alerts,
+                count: written.len(),
+            }
+            .emit(&mut self.progress);
         }
         let batch = st.pending.rows.finish()?;
         let written = self.scores.write_file(&[batch], &name, &meta)?;
-        self.progress.files += written.len() as u64;
-        metrics::counter!(tm::FILES_WRITTEN, "table" => "scores").increment(written.len() as u64);
+        ParquetFilesWritten {
+            table: CountedTable::Scores,
+            count: written.len(),
+        }
+        .emit(&mut self.progress);
         // Durable in Parquet: now the alert topic.
         let topic = &self.cfg.kafka.alerts_topic;
         let timeout = self.cfg.kafka.ack_timeout;
@@ -170,8 +180,7 @@ impl Pipeline {
         });
         for (sent, delay) in futures::future::join_all(sends).await {
             sent?;
-            metrics::histogram!(tm::CLOSE_TO_ALERT).record(delay);
-            self.progress.alert_delays_s.push(delay);
+            AlertAcknowledged { delay_s: delay }.emit(&mut self.progress);
         }
         if !alerts.is_empty() {
             state_io::write_acked_marker(&self.cfg.sink.out, p, seq)

@@ -12,7 +12,10 @@ use rdkafka::producer::FutureProducer;
 
 use super::Pipeline;
 use crate::kafka::{self, LwContext};
-use crate::telemetry as tm;
+use crate::telemetry::events::{
+    ConsumerLag, InspectionDecoded, MessageConsumed, MessageDeadLettered, ReadingDecoded,
+    ReadingLate,
+};
 
 impl Pipeline {
     /// Handles one message of the readings or the inspections topic.
@@ -22,21 +25,18 @@ impl Pipeline {
         producer: &FutureProducer,
     ) -> anyhow::Result<()> {
         self.health.tick();
-        self.progress.consumed += 1;
-        metrics::counter!(tm::CONSUMED, "topic" => m.topic().to_string()).increment(1);
+        MessageConsumed { topic: m.topic() }.emit(&mut self.progress);
         let payload = m.payload().unwrap_or_default();
         let (p, offset) = (m.partition(), m.offset());
         if m.topic() == self.cfg.kafka.readings_topic {
             match linewatch_window::decode_reading(payload, &self.limits) {
                 Ok(reading) => {
-                    self.progress.readings += 1;
-                    metrics::counter!(tm::DECODED).increment(1);
+                    ReadingDecoded.emit(&mut self.progress);
                     let st = self.partition(p)?;
                     match st.windower.push(&reading, offset as u64) {
                         Ok(outcome) => {
                             if outcome.is_late() {
-                                metrics::counter!(tm::LATE).increment(1);
-                                self.progress.late += 1;
+                                ReadingLate.emit(&mut self.progress);
                             }
                             self.drain_closed(p);
                         }
@@ -60,8 +60,7 @@ impl Pipeline {
         } else {
             match linewatch_window::decode_inspection(payload, &self.limits) {
                 Ok(ins) => {
-                    self.progress.inspections += 1;
-                    metrics::counter!(tm::INSPECTIONS).increment(1);
+                    InspectionDecoded.emit(&mut self.progress);
                     self.buffer.label(&ins.machine, ins.ts_ms, ins.defect);
                     self.label_parts.entry(p).or_default().push(ins);
                 }
@@ -83,15 +82,13 @@ impl Pipeline {
         reason: &str,
         detail: &str,
     ) -> anyhow::Result<()> {
-        self.progress.dead_lettered += 1;
-        metrics::counter!(tm::DEAD_LETTERED, "reason" => reason.to_string()).increment(1);
-        tracing::debug!(
-            topic = m.topic(),
-            partition = m.partition(),
-            offset = m.offset(),
+        MessageDeadLettered {
+            topic: m.topic(),
+            partition: m.partition(),
+            offset: m.offset(),
             reason,
-            "dead letter"
-        );
+        }
+        .emit(&mut self.progress);
         kafka::dead_letter(
             producer,
             m.topic(),
@@ -134,7 +131,7 @@ pub(super) fn report_lag(consumer: &StreamConsumer<LwContext>) {
             total += (high - pos).max(0);
         }
     }
-    metrics::gauge!(tm::CONSUMER_LAG).set(total as f64);
+    ConsumerLag { messages: total }.emit();
     // Lists returned by the consumer go before it does (rd_kafka_destroy hang).
     drop(position);
     drop(assignment);

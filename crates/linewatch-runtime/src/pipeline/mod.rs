@@ -44,6 +44,7 @@ use crate::kafka::{self, LwContext};
 use crate::output;
 use crate::scoring::{ModelInputs, ModelSlot};
 use crate::telemetry::Health;
+pub use crate::telemetry::Progress;
 use crate::trainer::{TrainBuffer, Trainer};
 
 use linewatch_sink::{ParquetTable, RollPolicy};
@@ -53,37 +54,6 @@ pub use alerts::SendAlertError;
 pub use durability::{META_ALERTER, META_DURABLE, META_PIPELINE, META_SEQ};
 
 use partition::{LabelPending, PartitionState};
-
-/// Live counters for progress displays and summaries.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct Progress {
-    /// Messages consumed (readings and inspections).
-    pub consumed: u64,
-    /// Readings decoded.
-    pub readings: u64,
-    /// Messages sent to a dead-letter topic.
-    pub dead_lettered: u64,
-    /// Readings that arrived after their window closed.
-    pub late: u64,
-    /// Windows closed and scored.
-    pub windows: u64,
-    /// Alerts opened.
-    pub alerts_opened: u64,
-    /// Alerts resolved.
-    pub alerts_resolved: u64,
-    /// Inspections decoded.
-    pub inspections: u64,
-    /// Retrained models accepted.
-    pub retrains: u64,
-    /// Retraining jobs rejected by the validation gate or failed.
-    pub retrains_rejected: u64,
-    /// The version being served.
-    pub model_version: Option<String>,
-    /// Parquet files written.
-    pub files: u64,
-    /// Delays from a window's close to its alert's acknowledgement, in seconds.
-    pub alert_delays_s: Vec<f64>,
-}
 
 /// The pipeline's state, owned by one task.
 pub struct Pipeline {

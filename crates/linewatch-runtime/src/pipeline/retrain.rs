@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use super::Pipeline;
 use crate::model_store;
-use crate::telemetry as tm;
+use crate::telemetry::events::{RetrainAccepted, RetrainFailed, RetrainRejected};
 use crate::trainer::Outcome;
 
 impl Pipeline {
@@ -62,20 +62,18 @@ impl Pipeline {
     pub(super) fn on_trained(&mut self, outcome: Outcome) {
         match outcome {
             Outcome::Accepted(snapshot) => {
-                self.progress.retrains += 1;
-                metrics::counter!(tm::RETRAINS, "outcome" => "accepted").increment(1);
-                tracing::info!(version = %snapshot.version, threshold = snapshot.threshold(), "hot-swapped a new model");
+                RetrainAccepted {
+                    version: &snapshot.version,
+                    threshold: snapshot.threshold(),
+                }
+                .emit(&mut self.progress);
                 self.models.swap(Some(snapshot));
             }
             Outcome::Rejected(why) => {
-                self.progress.retrains_rejected += 1;
-                metrics::counter!(tm::RETRAINS, "outcome" => "rejected").increment(1);
-                tracing::warn!(reason = %why, "retrained model rejected; keeping the serving model");
+                RetrainRejected { reason: &why }.emit(&mut self.progress);
             }
             Outcome::Failed(why) => {
-                self.progress.retrains_rejected += 1;
-                metrics::counter!(tm::RETRAINS, "outcome" => "failed").increment(1);
-                tracing::error!(error = %why, "retraining failed; keeping the serving model");
+                RetrainFailed { error: &why }.emit(&mut self.progress);
             }
         }
         self.publish();

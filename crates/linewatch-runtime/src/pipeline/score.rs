@@ -7,8 +7,8 @@ use linewatch_window::ClosedWindow;
 
 use super::Pipeline;
 use super::durability;
-use crate::alerter::{AlertState, ScoredWindow};
-use crate::telemetry as tm;
+use crate::alerter::ScoredWindow;
+use crate::telemetry::events::{AlertRaised, ScoringFailed, WindowsScored};
 use crate::trainer::TrainRow;
 
 impl Pipeline {
@@ -36,14 +36,16 @@ impl Pipeline {
         ) {
             Ok(s) => s,
             Err(e) => {
-                tracing::error!(error = %e, "scoring failed; writing rows unscored");
+                ScoringFailed { error: &e }.emit();
                 crate::scoring::unscored(&self.inputs, &closed)
             }
         };
-        metrics::histogram!(tm::SCORING_LATENCY).record(started.elapsed().as_secs_f64());
         let n = closed.len() as u64;
-        self.progress.windows += n;
-        metrics::counter!(tm::WINDOWS).increment(n);
+        WindowsScored {
+            count: n,
+            latency: started.elapsed(),
+        }
+        .emit(&mut self.progress);
         for ((w, row), features) in closed.into_iter().zip(scored.rows).zip(&scored.features) {
             let alert = st.alerter.observe(&ScoredWindow {
                 line: &w.key.line,
@@ -58,11 +60,7 @@ impl Pipeline {
             });
             let alerted = st.alerter.is_open(&w.key.machine);
             if let Some(a) = alert {
-                match a.state {
-                    AlertState::Open => self.progress.alerts_opened += 1,
-                    AlertState::Resolved => self.progress.alerts_resolved += 1,
-                }
-                metrics::counter!(tm::ALERTS, "state" => a.state.as_str()).increment(1);
+                AlertRaised { state: a.state }.emit(&mut self.progress);
                 st.pending.alerts.push((a, Instant::now()));
             }
             self.buffer.remember(&w.key.machine, w.start_ms, features);
