@@ -7,13 +7,14 @@
 //! - [`config`]: the pipeline TOML, defaults, environment overrides, validation.
 //! - [`kafka`]: client configuration, rebalance events, dead letters.
 //! - [`pipeline`]: the streaming loop (consume, window, score, alert, write, commit).
-//! - [`scoring`]: the serving model snapshot and how windows are scored with it.
-//! - [`trainer`]: background retraining, the validation gate, versioned checkpoints.
+//! - [`scoring`]: the slot the serving model is hot-swapped in, and how windows are scored.
+//! - [`model_store`]: versioned model folders: list, next version, save, load, newest valid.
+//! - [`trainer`]: background retraining and the validation gate.
 //! - [`alerter`]: alert hysteresis and deterministic ids (pure).
 //! - [`demo`]: `linewatch simulate` and `linewatch demo` (simulator on Kafka, mock cluster).
 //! - [`offline`]: `linewatch train`, one retraining job from the Parquet history.
 //! - [`output`]: the rows of the Parquet tables (scores, alerts, labels).
-//! - [`telemetry`]: Prometheus metrics and `/healthz`.
+//! - [`telemetry`]: metric names, typed events (metric, log line, progress), `/metrics`, `/healthz`.
 //!
 //! Neighbours: `linewatch-window` (decode, windows, Arrow features), `linewatch-models`
 //! (RePU score and isotonic models), `linewatch-sink` (atomic Parquet files),
@@ -25,6 +26,7 @@ pub mod bench_detect;
 pub mod config;
 pub mod demo;
 pub mod kafka;
+pub mod model_store;
 pub mod offline;
 pub mod output;
 pub mod pipeline;

@@ -163,7 +163,8 @@ pub fn train_from_parquet(
             cfg.retrain.min_windows
         )));
     }
-    job.serving = crate::scoring::load_newest(&cfg.models_root(), &feature_names)?.map(Arc::new);
+    job.serving =
+        crate::model_store::load_newest(&cfg.models_root(), &feature_names)?.map(Arc::new);
     if let Some(s) = &job.serving {
         tracing::info!(version = %s.version, "gating against the serving version");
     }

@@ -1,38 +1,24 @@
 //! Scoring closed windows with the serving model snapshot, and the slot it is hot-swapped in.
 
-use std::path::Path;
 use std::sync::Arc;
 
 use arc_swap::ArcSwapOption;
-use linewatch_models::{IsotonicModel, ScoreModel};
 use linewatch_window::{ClosedWindow, FeatureSchema};
 
 use crate::alerter::FeatureContribution;
-
-/// One served model version: the score model and, once labels allowed it, the isotonic one.
-pub struct Snapshot {
-    pub version: String,
-    pub score: ScoreModel,
-    pub iso: Option<IsotonicModel>,
-    /// Feature columns (indices into the window features) that are the isotonic covariates.
-    pub iso_covariates: Vec<usize>,
-}
-
-impl Snapshot {
-    pub fn threshold(&self) -> f64 {
-        self.score.threshold()
-    }
-}
+use crate::model_store::{Snapshot, iso_input};
 
 /// Where the serving snapshot lives; swapped atomically, read without locks.
 #[derive(Clone, Default)]
 pub struct ModelSlot(Arc<ArcSwapOption<Snapshot>>);
 
 impl ModelSlot {
+    /// The serving snapshot (`None` while warming up).
     pub fn current(&self) -> Option<Arc<Snapshot>> {
         self.0.load_full()
     }
 
+    /// Serves `s` from now on; readers holding the previous one keep it until they drop it.
     pub fn swap(&self, s: Option<Arc<Snapshot>>) {
         self.0.store(s);
     }
@@ -49,6 +35,7 @@ pub struct ModelInputs {
 }
 
 impl ModelInputs {
+    /// The inputs for the statistics `stats` (`model.stats`) of the window features.
     pub fn new(schema: &FeatureSchema, stats: &[String]) -> Self {
         Self::from_names(schema.feature_names(), stats)
     }
@@ -65,6 +52,7 @@ impl ModelInputs {
         Self { idx, names }
     }
 
+    /// The model inputs' feature names, in order.
     pub fn names(&self) -> &[String] {
         &self.names
     }
@@ -82,19 +70,27 @@ impl ModelInputs {
 /// Model outputs for one window (all None before the first model).
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct RowScore {
+    /// The window's Hyvarinen score.
     pub anomaly_score: Option<f64>,
+    /// The serving model's alert threshold.
     pub threshold: Option<f64>,
     /// Conformal p-value of the anomaly score against the model's calibration windows.
     pub p_value: Option<f64>,
+    /// `log p(x) - log p(x0)`, from the training centre to the window.
     pub log_density_rel: Option<f64>,
+    /// The isotonic model's defect probability (once it exists).
     pub defect_prob: Option<f64>,
+    /// The version that scored the window.
     pub model_version: Option<String>,
+    /// The features that lowered the log-density most, most negative first.
     pub top_features: Vec<FeatureContribution>,
 }
 
 /// Scores of a batch of windows, with their dense features (for the retraining buffer).
 pub struct Scored {
+    /// One score row per window, in order.
     pub rows: Vec<RowScore>,
+    /// Each window's model inputs.
     pub features: Vec<Vec<f32>>,
 }
 
@@ -161,28 +157,4 @@ pub fn top_features(contrib: &[f64], names: &[String], k: usize) -> Vec<FeatureC
             contribution: contrib[j],
         })
         .collect()
-}
-
-/// The isotonic model's input row: the anomaly score, then the covariates.
-pub fn iso_input(anomaly: f64, features: &[f32], covariates: &[usize]) -> Vec<f32> {
-    let mut v = Vec::with_capacity(1 + covariates.len());
-    v.push(anomaly as f32);
-    v.extend(
-        covariates
-            .iter()
-            .map(|&j| features.get(j).copied().unwrap_or(f32::NAN)),
-    );
-    v
-}
-
-/// Loads the newest valid version under `root` (`<root>/<version>/`); invalid ones are skipped
-/// with a warning and never served.
-pub fn load_newest(root: &Path, feature_names: &[String]) -> anyhow::Result<Option<Snapshot>> {
-    for (version, dir) in crate::trainer::list_versions(root)?.into_iter().rev() {
-        match crate::trainer::load_snapshot(&dir, &version, feature_names) {
-            Ok(s) => return Ok(Some(s)),
-            Err(e) => tracing::warn!(version, error = %e, "skipping invalid model version"),
-        }
-    }
-    Ok(None)
 }

@@ -5,7 +5,6 @@
 //! `linewatch train` runs the same [`train_and_validate`] on rows read from Parquet.
 
 use std::collections::{HashMap, VecDeque};
-use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -16,7 +15,7 @@ use linewatch_models::{
 };
 
 use crate::config::{Monotone, PipelineConfig};
-use crate::scoring::{Snapshot, iso_input};
+use crate::model_store::{Snapshot, iso_input, next_version, save_snapshot};
 
 /// One buffered window.
 #[derive(Debug, Clone)]
@@ -455,86 +454,6 @@ pub fn train_and_validate(
     })))
 }
 
-/// Versions under `root`, sorted oldest first: folders named `v000001`, `v000002`, ...
-pub fn list_versions(root: &Path) -> anyhow::Result<Vec<(String, PathBuf)>> {
-    let mut out = Vec::new();
-    let entries = match std::fs::read_dir(root) {
-        Ok(e) => e,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(out),
-        Err(e) => return Err(e).with_context(|| format!("reading {}", root.display())),
-    };
-    for entry in entries {
-        let entry = entry?;
-        let name = entry.file_name().to_string_lossy().to_string();
-        if name.len() == 7 && name.starts_with('v') && name[1..].bytes().all(|b| b.is_ascii_digit())
-        {
-            out.push((name, entry.path()));
-        }
-    }
-    out.sort();
-    Ok(out)
-}
-
-fn next_version(root: &Path) -> anyhow::Result<String> {
-    let last = list_versions(root)?
-        .last()
-        .and_then(|(v, _)| v[1..].parse::<u32>().ok())
-        .unwrap_or(0);
-    Ok(format!("v{:06}", last + 1))
-}
-
-/// Writes a version atomically: into a temporary folder, then renamed into place.
-pub fn save_snapshot(
-    root: &Path,
-    version: &str,
-    score: &ScoreModel,
-    iso: Option<&IsotonicModel>,
-    covariates: &[usize],
-    meta: &TrainingInfo,
-) -> anyhow::Result<PathBuf> {
-    std::fs::create_dir_all(root).with_context(|| format!("creating {}", root.display()))?;
-    let tmp = root.join(format!(".tmp-{version}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&tmp);
-    score.save(&tmp.join("score"), meta)?;
-    if let Some(iso) = iso {
-        iso.save(&tmp.join("isotonic"), meta)?;
-        std::fs::write(
-            tmp.join("isotonic").join("covariates.json"),
-            serde_json::to_vec(covariates)?,
-        )?;
-    }
-    let dir = root.join(version);
-    std::fs::rename(&tmp, &dir).with_context(|| format!("publishing {}", dir.display()))?;
-    Ok(dir)
-}
-
-/// Loads and checks a version (its features must be the pipeline's).
-pub fn load_snapshot(
-    dir: &Path,
-    version: &str,
-    feature_names: &[String],
-) -> anyhow::Result<Snapshot> {
-    let device = linewatch_models::device::DeviceSpec::Cpu.resolve()?;
-    let score = ScoreModel::load(&dir.join("score"), &device)?;
-    if score.feature_names() != feature_names {
-        anyhow::bail!("model features differ from the pipeline's window features");
-    }
-    let iso_dir = dir.join("isotonic");
-    let (iso, iso_covariates) = if iso_dir.exists() {
-        let covariates: Vec<usize> =
-            serde_json::from_slice(&std::fs::read(iso_dir.join("covariates.json"))?)?;
-        (Some(IsotonicModel::load(&iso_dir, &device)?), covariates)
-    } else {
-        (None, Vec::new())
-    };
-    Ok(Snapshot {
-        version: version.to_string(),
-        score,
-        iso,
-        iso_covariates,
-    })
-}
-
 /// The device from `model.device`.
 pub fn resolve_device(cfg: &PipelineConfig) -> anyhow::Result<candle_core::Device> {
     let spec = cfg.model.device.parse::<linewatch_models::DeviceSpec>()?;
@@ -716,21 +635,5 @@ mod tests {
         assert_eq!(b.len(), 3, "oldest normal windows dropped first");
         assert_eq!(b.job(None).rows[0], vec![7.0]);
         assert!(b.pending_labels.len() <= 3 && b.recent.len() <= 3);
-    }
-
-    #[test]
-    fn versions_are_listed_in_order_and_numbered_on() {
-        let dir = tempfile::tempdir().unwrap();
-        assert_eq!(next_version(dir.path()).unwrap(), "v000001");
-        for v in ["v000002", "v000010", "not-a-version", ".tmp-v000011-1"] {
-            std::fs::create_dir_all(dir.path().join(v)).unwrap();
-        }
-        let names: Vec<String> = list_versions(dir.path())
-            .unwrap()
-            .into_iter()
-            .map(|(v, _)| v)
-            .collect();
-        assert_eq!(names, vec!["v000002", "v000010"]);
-        assert_eq!(next_version(dir.path()).unwrap(), "v000011");
     }
 }

@@ -10,6 +10,8 @@
 //!    aligned to the epoch) with a per-machine watermark, allowed lateness,
 //!    idle eviction and per-window `seq` bookkeeping so the caller commits
 //!    only offsets whose windows are durable.
+//!    Which windows hold a timestamp is decided in one place:
+//!    [`window_start`] and [`windows_containing`].
 //! 3. Each closed window carries per-channel features ([`ChannelFeatures`]:
 //!    mean, population std, min, max, last, slope, count).
 //! 4. [`FeatureSchema`] defines, in one place, the Arrow schema of the feature
@@ -46,5 +48,5 @@ pub use timestamp::parse_rfc3339_ms;
 pub use window::{
     ChannelSet, CloseReason, ClosedWindow, ConfigError, Lateness, MAX_ABS_TS_MS, MAX_DURATION_MS,
     MAX_WINDOWS_PER_READING, MachineKey, PushError, PushOutcome, WindowConfig, WindowStats,
-    Windower,
+    Windower, window_start, windows_containing,
 };

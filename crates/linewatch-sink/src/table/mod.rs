@@ -1,4 +1,14 @@
 //! The partitioned table: atomic writes, listing and reading back.
+//!
+//! # Layout
+//!
+//! * this file: [`ParquetTable`], the write path (split rows by partition, write a
+//!   temporary file, fsync, rename) and its durable-directory helpers;
+//! * `config.rs`: [`TableConfig`] and the defaults;
+//! * `files.rs`: the files of a table: listing, footers, reading back.
+
+mod config;
+mod files;
 
 use std::collections::{BTreeMap, HashMap};
 use std::fs::{self, File};
@@ -15,170 +25,21 @@ use arrow_schema::{DataType, Schema, SchemaRef, TimeUnit};
 use chrono::DateTime;
 use parquet::arrow::ARROW_SCHEMA_META_KEY;
 use parquet::arrow::ArrowWriter;
-use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use parquet::basic::{Compression, ZstdLevel};
-use parquet::file::metadata::{KeyValue, ParquetMetaDataReader};
+use parquet::file::metadata::KeyValue;
 use parquet::file::properties::{EnabledStatistics, WriterProperties};
 
 use crate::error::{Result, SinkError};
 use crate::file_name::FileName;
 use crate::sanitize::sanitize_partition_value;
 
-/// Default zstd level: fast to write, a good ratio for float features.
-pub const DEFAULT_ZSTD_LEVEL: i32 = 3;
-/// Default row group size in rows, sized for analytical scans (DuckDB / Polars / Spark
-/// parallelise over row groups; ~128k rows of ~30 columns is a few MB compressed).
-pub const DEFAULT_MAX_ROW_GROUP_ROWS: usize = 128 * 1024;
-/// Default name of the column that gives the `line=` partition.
-pub const DEFAULT_LINE_COLUMN: &str = "line";
-/// Prefix of in-progress files. Hidden (leading dot) and not ending in `.parquet`, so
-/// neither Spark/Hadoop nor a `**/*.parquet` glob picks them up.
-pub const TMP_PREFIX: &str = ".tmp-";
-const TMP_SUFFIX: &str = ".partial";
+pub use config::{
+    DEFAULT_LINE_COLUMN, DEFAULT_MAX_ROW_GROUP_ROWS, DEFAULT_ZSTD_LEVEL, TMP_PREFIX, TableConfig,
+};
+pub use files::{FileInfo, WrittenFile, list_files, read_all, read_file, read_footer_metadata};
 
-const DATE_KEY: &str = "date";
-
-/// Sanitised (date, line) path values of one partition.
-type PartitionKey = (String, String);
-const LINE_KEY: &str = "line";
-
-/// How a table is laid out and encoded.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TableConfig {
-    /// Table directory name under the output root, e.g. `scores` or `alerts`.
-    /// Must be a plain name: `[A-Za-z0-9_-]` (after an optional inner `.`), not empty.
-    pub table: String,
-    /// Timestamp column whose UTC date gives the `date=` partition, e.g. `window_start`.
-    pub timestamp_column: String,
-    /// Utf8 column whose value gives the `line=` partition (default `line`).
-    pub line_column: String,
-    /// zstd compression level, 1..=22 (default 3).
-    pub zstd_level: i32,
-    /// Maximum rows per row group, > 0 (default 131072).
-    pub max_row_group_rows: usize,
-    /// Keep the `line` column inside the files as well as in the path (default true).
-    ///
-    /// The contract says every row has `line`; a single file read without hive
-    /// partitioning still carries it. DuckDB and Spark accept a column that is both in
-    /// the file and in the path (the path value wins); readers that reject duplicates
-    /// (older DataFusion) can turn this off.
-    pub keep_partition_columns: bool,
-}
-
-impl TableConfig {
-    /// A config with the defaults for everything but the table name and timestamp column.
-    pub fn new(table: impl Into<String>, timestamp_column: impl Into<String>) -> Self {
-        TableConfig {
-            table: table.into(),
-            timestamp_column: timestamp_column.into(),
-            line_column: DEFAULT_LINE_COLUMN.to_owned(),
-            zstd_level: DEFAULT_ZSTD_LEVEL,
-            max_row_group_rows: DEFAULT_MAX_ROW_GROUP_ROWS,
-            keep_partition_columns: true,
-        }
-    }
-
-    /// Pure validation of the settings.
-    pub fn validate(&self) -> Result<()> {
-        if self.table.is_empty() || sanitize_partition_value(&self.table) != self.table {
-            return Err(SinkError::InvalidConfig(format!(
-                "table name {:?} must be a non-empty plain name ([A-Za-z0-9._-], no leading, \
-                 trailing or double dot)",
-                self.table
-            )));
-        }
-        if self.timestamp_column.is_empty() || self.line_column.is_empty() {
-            return Err(SinkError::InvalidConfig(
-                "timestamp_column and line_column must be set".to_owned(),
-            ));
-        }
-        if self.max_row_group_rows == 0 {
-            return Err(SinkError::InvalidConfig(
-                "max_row_group_rows must be > 0".to_owned(),
-            ));
-        }
-        ZstdLevel::try_new(self.zstd_level).map_err(|e| {
-            SinkError::InvalidConfig(format!("zstd_level {}: {e}", self.zstd_level))
-        })?;
-        Ok(())
-    }
-
-    /// Checks that `schema` has the columns this table partitions by: the line column as a
-    /// string (Utf8, LargeUtf8 or Utf8View) and the timestamp column as a Timestamp (any
-    /// unit; the date is taken in UTC).
-    pub fn validate_schema(&self, schema: &Schema) -> Result<()> {
-        let line = self.find(schema, &self.line_column)?;
-        if !matches!(
-            line.data_type(),
-            DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View
-        ) {
-            return Err(self.wrong_type(line, "Utf8"));
-        }
-        let ts = self.find(schema, &self.timestamp_column)?;
-        if !matches!(ts.data_type(), DataType::Timestamp(_, _)) {
-            return Err(self.wrong_type(ts, "Timestamp(Millisecond, \"UTC\")"));
-        }
-        Ok(())
-    }
-
-    fn find<'a>(&self, schema: &'a Schema, column: &str) -> Result<&'a arrow_schema::Field> {
-        schema
-            .field_with_name(column)
-            .map_err(|_| SinkError::MissingColumn {
-                table: self.table.clone(),
-                column: column.to_owned(),
-            })
-    }
-
-    fn wrong_type(&self, field: &arrow_schema::Field, expected: &'static str) -> SinkError {
-        SinkError::WrongColumnType {
-            table: self.table.clone(),
-            column: field.name().clone(),
-            expected,
-            found: field.data_type().clone(),
-        }
-    }
-}
-
-/// One file written by [`ParquetTable::write_file`].
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct WrittenFile {
-    /// Final path of the file.
-    pub path: PathBuf,
-    /// Rows in the file.
-    pub rows: usize,
-    /// Size of the file in bytes.
-    pub bytes: u64,
-}
-
-/// A data file found by [`list_files`].
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct FileInfo {
-    /// Path of the file.
-    pub path: PathBuf,
-    /// Kafka partition, from the file name.
-    pub partition: i32,
-    /// First Kafka offset held, from the file name.
-    pub first_offset: i64,
-    /// Last Kafka offset held (inclusive), from the file name.
-    pub last_offset: i64,
-    /// The `date=` path value (`YYYY-MM-DD`).
-    pub date: String,
-    /// The `line=` path value as on disk (sanitised; see
-    /// [`decode_partition_value`](crate::decode_partition_value)).
-    pub line: String,
-}
-
-impl FileInfo {
-    /// The parsed file name.
-    pub fn file_name(&self) -> FileName {
-        FileName {
-            partition: self.partition,
-            first_offset: self.first_offset,
-            last_offset: self.last_offset,
-        }
-    }
-}
+use config::{DATE_KEY, LINE_KEY, PartitionKey, TMP_SUFFIX};
+use files::partition_dirs;
 
 /// A hive-partitioned Parquet table rooted at `OUT/<table>/`, laid out as
 /// `date=YYYY-MM-DD/line=<line>/part-….parquet`.
@@ -575,136 +436,6 @@ fn date_string(days: i64) -> Option<String> {
     ))
 }
 
-struct PartitionDir {
-    path: PathBuf,
-    date: String,
-    line: String,
-}
-
-/// `date=*/line=*` directories under `root` (symlinks are not followed).
-fn partition_dirs(root: &Path) -> Result<Vec<PartitionDir>> {
-    let mut out = Vec::new();
-    for (date_path, date) in subdirs_with_key(root, DATE_KEY)? {
-        for (path, line) in subdirs_with_key(&date_path, LINE_KEY)? {
-            out.push(PartitionDir {
-                path,
-                date: date.clone(),
-                line,
-            });
-        }
-    }
-    Ok(out)
-}
-
-fn subdirs_with_key(dir: &Path, key: &str) -> Result<Vec<(PathBuf, String)>> {
-    let entries = match fs::read_dir(dir) {
-        Ok(e) => e,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(e) => return Err(SinkError::io(dir)(e)),
-    };
-    let mut out = Vec::new();
-    for entry in entries {
-        let entry = entry.map_err(SinkError::io(dir))?;
-        if !entry.file_type().is_ok_and(|t| t.is_dir()) {
-            continue;
-        }
-        let name = entry.file_name();
-        let Some(name) = name.to_str() else { continue };
-        if let Some(value) = name
-            .strip_prefix(key)
-            .and_then(|rest| rest.strip_prefix('='))
-        {
-            out.push((entry.path(), value.to_owned()));
-        }
-    }
-    Ok(out)
-}
-
-/// Lists the data files of a table directory, parsing their names and partition values.
-/// Ignores foreign files, temporary files and directories outside the
-/// `date=*/line=*` layout. A missing directory is an empty table. Sorted by
-/// (Kafka partition, first offset, last offset, path).
-pub fn list_files(table_root: impl AsRef<Path>) -> Result<Vec<FileInfo>> {
-    let mut out = Vec::new();
-    for dir in partition_dirs(table_root.as_ref())? {
-        for entry in fs::read_dir(&dir.path).map_err(SinkError::io(&dir.path))? {
-            let entry = entry.map_err(SinkError::io(&dir.path))?;
-            if !entry.file_type().is_ok_and(|t| t.is_file()) {
-                continue;
-            }
-            let Some(name) = entry.file_name().to_str().and_then(FileName::parse) else {
-                continue;
-            };
-            out.push(FileInfo {
-                path: entry.path(),
-                partition: name.partition,
-                first_offset: name.first_offset,
-                last_offset: name.last_offset,
-                date: dir.date.clone(),
-                line: dir.line.clone(),
-            });
-        }
-    }
-    out.sort_by(|a, b| {
-        (a.partition, a.first_offset, a.last_offset, &a.path).cmp(&(
-            b.partition,
-            b.first_offset,
-            b.last_offset,
-            &b.path,
-        ))
-    });
-    Ok(out)
-}
-
-/// Reads a file's key-value metadata from its footer only (no data pages). The Arrow
-/// schema entry the writer adds (`ARROW:schema`) is left out; a key without a value reads
-/// as an empty string.
-pub fn read_footer_metadata(path: impl AsRef<Path>) -> Result<Vec<(String, String)>> {
-    let path = path.as_ref();
-    let file = File::open(path).map_err(SinkError::io(path))?;
-    let meta = ParquetMetaDataReader::new()
-        .parse_and_finish(&file)
-        .map_err(SinkError::parquet(path))?;
-    Ok(meta
-        .file_metadata()
-        .key_value_metadata()
-        .map(|kvs| {
-            kvs.iter()
-                .filter(|kv| kv.key != ARROW_SCHEMA_META_KEY)
-                .map(|kv| (kv.key.clone(), kv.value.clone().unwrap_or_default()))
-                .collect()
-        })
-        .unwrap_or_default())
-}
-
-/// Reads every batch of one Parquet file.
-pub fn read_file(path: impl AsRef<Path>) -> Result<Vec<RecordBatch>> {
-    let path = path.as_ref();
-    let file = File::open(path).map_err(SinkError::io(path))?;
-    let reader = ParquetRecordBatchReaderBuilder::try_new(file)
-        .and_then(|b| b.build())
-        .map_err(SinkError::parquet(path))?;
-    reader
-        .map(|b| {
-            b.map_err(|e| SinkError::Parquet {
-                path: path.to_path_buf(),
-                source: e.into(),
-            })
-        })
-        .collect()
-}
-
-/// Reads every data file of a table in [`list_files`] order (for tests and tools: it loads
-/// everything into memory). Only the columns stored in the files are returned; the hive
-/// partition values are in the paths.
-pub fn read_all(table_root: impl AsRef<Path>) -> Result<Vec<RecordBatch>> {
-    let mut out = Vec::new();
-    for info in list_files(table_root)? {
-        out.extend(read_file(&info.path)?);
-    }
-    Ok(out)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -716,23 +447,5 @@ mod tests {
         // 2026-11-28
         assert_eq!(date_string(20_785).as_deref(), Some("2026-11-28"));
         assert_eq!(date_string(i64::MAX / 86_400_000), None);
-    }
-
-    #[test]
-    fn config_validation() {
-        assert!(
-            TableConfig::new("scores", "window_start")
-                .validate()
-                .is_ok()
-        );
-        for bad in ["", "..", "a/b", ".hidden", "x y"] {
-            assert!(TableConfig::new(bad, "ts").validate().is_err(), "{bad}");
-        }
-        let mut c = TableConfig::new("scores", "window_start");
-        c.max_row_group_rows = 0;
-        assert!(c.validate().is_err());
-        let mut c = TableConfig::new("scores", "window_start");
-        c.zstd_level = 99;
-        assert!(matches!(c.validate(), Err(SinkError::InvalidConfig(_))));
     }
 }

@@ -1,7 +1,8 @@
 //! Metrics (Prometheus text format) and the operations endpoint (`/metrics`, `/healthz`).
 //!
-//! Metric names are constants here; the pipeline records through the `metrics` facade and a
-//! process-wide Prometheus recorder renders them. We serve the text from our own axum route
+//! Metric names are constants here, used only by [`events`]: the pipeline emits typed events
+//! that record through the `metrics` facade, and a process-wide Prometheus recorder renders
+//! them. We serve the text from our own axum route
 //! rather than the exporter's listener so no TLS or push-gateway stack is pulled in.
 
 use std::net::SocketAddr;
@@ -11,6 +12,10 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+
+pub mod events;
+
+pub use events::Progress;
 
 pub const CONSUMED: &str = "linewatch_messages_consumed_total";
 pub const DECODED: &str = "linewatch_readings_decoded_total";

@@ -1,0 +1,194 @@
+//! Writing and committing, on every tick: idle machines' windows are closed; a partition's
+//! buffer is written when the roll policy says so (alerts file, scores file, then its alerts
+//! are produced and acknowledged); labels likewise; then each partition's offset is committed
+//! as far as what is durable allows ([`super::durability::next_commit_offset`]).
+
+use anyhow::Context as _;
+use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
+use rdkafka::producer::FutureProducer;
+use rdkafka::{Offset, TopicPartitionList};
+
+use super::alerts::send_alert;
+use super::durability;
+use super::partition::{LabelPending, Pending};
+use super::{Pipeline, state_io};
+use crate::kafka::LwContext;
+use crate::output;
+use crate::telemetry::events::{
+    AlertAcknowledged, CountedTable, LabelsFileWritten, OpenWindows, ParquetFilesWritten,
+};
+use linewatch_sink::FileName;
+
+impl Pipeline {
+    /// Writes due buffers, sends their alerts, commits what is durable. With `force` (the
+    /// graceful stop) every buffer is due and the commit is synchronous.
+    pub(super) async fn on_tick(
+        &mut self,
+        consumer: &StreamConsumer<LwContext>,
+        producer: &FutureProducer,
+        force: bool,
+    ) -> anyhow::Result<()> {
+        self.health.tick();
+        let mut tpl = TopicPartitionList::new();
+        let parts: Vec<i32> = self.parts.keys().copied().collect();
+        let mut open_windows = 0usize;
+        for p in parts {
+            if let Some(st) = self.parts.get_mut(&p)
+                && st.windower.flush_idle() > 0
+            {
+                self.drain_closed(p);
+            }
+            let due = {
+                let Some(st) = self.parts.get(&p) else {
+                    continue;
+                };
+                open_windows += st.windower.stats().windows_open;
+                let age = st.pending.since.map(|s| s.elapsed()).unwrap_or_default();
+                !st.pending.rows.is_empty()
+                    && (force
+                        || self.roll.should_roll(
+                            st.pending.rows.len(),
+                            st.pending.rows.bytes(),
+                            age,
+                        ))
+            };
+            if self.parts.get(&p).is_some_and(|st| !st.unacked.is_empty()) {
+                self.reconcile_alerts(p, producer).await?;
+            }
+            if due {
+                self.flush_partition(p, producer).await?;
+            }
+            let Some(st) = self.parts.get_mut(&p) else {
+                continue;
+            };
+            let Some(next) = durability::next_commit_offset(
+                st.last_consumed,
+                st.windower.min_unemitted_seq(),
+                st.pending.rows.min_seq(),
+            ) else {
+                continue;
+            };
+            if durability::advances(st.last_committed, next)
+                && tpl
+                    .add_partition_offset(&self.cfg.kafka.readings_topic, p, Offset::Offset(next))
+                    .is_ok()
+            {
+                st.last_committed = Some(next);
+            }
+        }
+        OpenWindows {
+            count: open_windows,
+        }
+        .emit();
+        self.flush_labels(&mut tpl, force)?;
+        if tpl.count() > 0 {
+            let mode = if force {
+                CommitMode::Sync
+            } else {
+                CommitMode::Async
+            };
+            if let Err(e) = consumer.commit(&tpl, mode) {
+                tracing::warn!(error = %e, "offset commit failed; will retry on the next tick");
+            }
+        }
+        drop(tpl);
+        self.publish();
+        Ok(())
+    }
+
+    /// Writes the due label buffers (the same roll policy as the other tables) and adds their
+    /// offsets to `tpl`. A buffer of dead letters only has no rows: its offsets are committed
+    /// at once.
+    fn flush_labels(&mut self, tpl: &mut TopicPartitionList, force: bool) -> anyhow::Result<()> {
+        let label_parts: Vec<i32> = self.label_parts.keys().copied().collect();
+        for p in label_parts {
+            let Some(lp) = self.label_parts.get_mut(&p) else {
+                continue;
+            };
+            let (Some(first), Some(last)) = (lp.first_offset, lp.last_offset) else {
+                continue;
+            };
+            if !lp.due(&self.roll, force) {
+                continue;
+            }
+            if !lp.rows.is_empty() {
+                let batch = output::labels_batch(&lp.rows)?;
+                let name = FileName::new(p, first, last)?;
+                self.labels.write_file(&[batch], &name, &[])?;
+                LabelsFileWritten.emit(&mut self.progress);
+            }
+            // Everything consumed is in the file: nothing of this partition is held.
+            if let Some(next) = durability::next_commit_offset(Some(last), None, None) {
+                tpl.add_partition_offset(
+                    &self.cfg.kafka.inspections_topic,
+                    p,
+                    Offset::Offset(next),
+                )?;
+            }
+            *lp = LabelPending::default();
+        }
+        Ok(())
+    }
+
+    /// Writes partition `p`'s buffer (alerts, then scores) and produces its alerts, waiting for
+    /// the broker's acknowledgements. After this returns the buffer is durable.
+    async fn flush_partition(&mut self, p: i32, producer: &FutureProducer) -> anyhow::Result<()> {
+        let Some(st) = self.parts.get_mut(&p) else {
+            return Ok(());
+        };
+        let (first, last) = durability::file_offsets(
+            st.pending.first_offset,
+            st.pending.last_offset,
+            st.pending.rows.min_seq(),
+            st.last_consumed,
+        );
+        let durable = durability::merged(&st.durable, &st.pending.durable_update);
+        let seq = st.flush_seq;
+        let meta = durability::footer_metadata(
+            &self.cfg.pipeline.name,
+            seq,
+            &durable,
+            st.alerter.snapshot(),
+        )?;
+        let name = FileName::new(p, first, last)?;
+        // Alerts first: once the scores file exists (which skips these windows on replay),
+        // their alerts must already be durable.
+        let mut alerts = std::mem::take(&mut st.pending.alerts);
+        alerts.retain(|(a, _)| !st.known_alerts.contains(&durability::alert_key(a)));
+        if !alerts.is_empty() {
+            let batch = output::alerts_batch(alerts.iter().map(|(a, _)| a))?;
+            let written = self.alerts.write_file(&[batch], &name, &meta)?;
+            ParquetFilesWritten {
+                table: CountedTable::Alerts,
+                count: written.len(),
+            }
+            .emit(&mut self.progress);
+        }
+        let batch = st.pending.rows.finish()?;
+        let written = self.scores.write_file(&[batch], &name, &meta)?;
+        ParquetFilesWritten {
+            table: CountedTable::Scores,
+            count: written.len(),
+        }
+        .emit(&mut self.progress);
+        // Durable in Parquet: now the alert topic.
+        let topic = &self.cfg.kafka.alerts_topic;
+        let timeout = self.cfg.kafka.ack_timeout;
+        let sends = alerts.iter().map(|(a, closed_at)| async move {
+            let sent = send_alert(producer, topic, a, timeout).await;
+            (sent, closed_at.elapsed().as_secs_f64())
+        });
+        for (sent, delay) in futures::future::join_all(sends).await {
+            sent?;
+            AlertAcknowledged { delay_s: delay }.emit(&mut self.progress);
+        }
+        if !alerts.is_empty() {
+            state_io::write_acked_marker(&self.cfg.sink.out, p, seq)
+                .context("recording the alert acknowledgement")?;
+        }
+        st.durable = durable;
+        st.flush_seq = seq + 1;
+        st.pending = Pending::new(&self.schema);
+        Ok(())
+    }
+}

@@ -1,0 +1,220 @@
+//! The streaming loop: Kafka in, windows, scores, alerts, Parquet and the alert topic out,
+//! offsets committed once both are durable.
+//!
+//! One tokio task owns all partition state (no locks on the hot path). Per readings partition:
+//! a windower, an alerter and a buffer of scored windows not yet written. A buffer is written
+//! as one Parquet file per hive partition (named from the Kafka partition and the offsets it
+//! covers) when the sink's roll policy says so; then its alerts are produced and acknowledged;
+//! only then is the partition's offset committed, at the oldest reading still held in an open
+//! window. Each file's footer records, per machine, the last window it made durable and the
+//! alerter's state, so a restarted or newly assigned consumer skips windows already written
+//! and resumes hysteresis where it stopped: no window twice, no alert id twice.
+//!
+//! # Layout (the stages of the data flow)
+//! - this file: the pipeline's state and the select loop that drives the stages;
+//! - `ingest.rs`: a consumed message: decode, window, dead-letter; consumer lag;
+//! - `score.rs`: closed windows: skip replays, score, alert hysteresis, retraining buffer;
+//! - `retrain.rs`: starting retraining jobs, swapping in the models they (or others) publish;
+//! - `flush.rs`: writing due buffers (scores, alerts, labels) and committing offsets;
+//! - `alerts.rs`: producing alerts to the alert topic, re-sending them after a crash;
+//! - `partition.rs`: the state held per partition, created from the files at assignment;
+//! - `durability.rs`: the commit, restore and acknowledgement rules as pure functions;
+//! - `state_io.rs`: the file reads and writes those rules are fed from.
+
+mod alerts;
+mod durability;
+mod flush;
+mod ingest;
+mod partition;
+mod retrain;
+mod score;
+mod state_io;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use rdkafka::consumer::{Consumer, StreamConsumer};
+use rdkafka::producer::FutureProducer;
+use tokio::sync::watch;
+
+use crate::config::PipelineConfig;
+use crate::kafka::{self, LwContext};
+use crate::output;
+use crate::scoring::{ModelInputs, ModelSlot};
+use crate::telemetry::Health;
+pub use crate::telemetry::Progress;
+use crate::trainer::{TrainBuffer, Trainer};
+
+use linewatch_sink::{ParquetTable, RollPolicy};
+use linewatch_window::{ChannelSet, DecodeLimits, FeatureSchema, WindowConfig};
+
+pub use alerts::SendAlertError;
+pub use durability::{META_ALERTER, META_DURABLE, META_PIPELINE, META_SEQ};
+
+use partition::{LabelPending, PartitionState};
+
+/// The pipeline's state, owned by one task.
+pub struct Pipeline {
+    cfg: PipelineConfig,
+    schema: FeatureSchema,
+    inputs: ModelInputs,
+    channels: Arc<ChannelSet>,
+    limits: DecodeLimits,
+    window_cfg: WindowConfig,
+    roll: RollPolicy,
+    scores: ParquetTable,
+    alerts: ParquetTable,
+    labels: ParquetTable,
+    parts: HashMap<i32, PartitionState>,
+    label_parts: HashMap<i32, LabelPending>,
+    models: ModelSlot,
+    trainer: Trainer,
+    buffer: TrainBuffer,
+    progress: Progress,
+    progress_tx: watch::Sender<Progress>,
+    health: Arc<Health>,
+}
+
+impl Pipeline {
+    /// Builds the stages from a validated config; loads the newest valid model version.
+    pub fn new(
+        cfg: PipelineConfig,
+        progress_tx: watch::Sender<Progress>,
+        health: Arc<Health>,
+    ) -> anyhow::Result<Self> {
+        let channels =
+            Arc::new(ChannelSet::new(cfg.window.channels.iter()).context("window.channels")?);
+        let schema = FeatureSchema::new(channels.clone());
+        let inputs = ModelInputs::new(&schema, &cfg.model.stats);
+        let window_cfg = WindowConfig::hopping(
+            cfg.window.size.as_millis() as u64,
+            cfg.slide().as_millis() as u64,
+            cfg.window.allowed_lateness.as_millis() as u64,
+            cfg.window.idle_timeout.as_millis() as u64,
+        );
+        window_cfg.validate().context("window config")?;
+        let limits = DecodeLimits {
+            max_message_bytes: cfg.decode.max_message_bytes,
+            min_ts_ms: cfg.decode.min_ts.timestamp_millis(),
+            max_ts_ms: cfg.decode.max_ts.timestamp_millis(),
+            max_channels: cfg.decode.max_channels,
+        };
+        let scores = output::open_table(&cfg, "scores", "window_start")?;
+        let alerts = output::open_table(&cfg, "alerts", "window_start")?;
+        let labels = output::open_table(&cfg, "labels", "ts")?;
+        let roll = RollPolicy {
+            max_rows: cfg.sink.max_rows,
+            max_bytes: cfg.sink.max_bytes,
+            max_age: cfg.sink.max_age,
+        };
+        let models = ModelSlot::default();
+        match crate::model_store::load_newest(&cfg.models_root(), inputs.names()) {
+            Ok(Some(snapshot)) => {
+                tracing::info!(version = %snapshot.version, "serving the newest valid model");
+                models.swap(Some(Arc::new(snapshot)));
+            }
+            Ok(None) => tracing::info!("no model yet: warming up (rows get null scores)"),
+            Err(e) => tracing::warn!(error = %e, "could not read the models folder; warming up"),
+        }
+        let trainer = Trainer::spawn(cfg.clone(), inputs.names().to_vec())?;
+        let buffer = TrainBuffer::new(cfg.retrain.max_rows, cfg.slide().as_millis() as i64);
+        let progress = Progress {
+            model_version: models.current().map(|s| s.version.clone()),
+            ..Progress::default()
+        };
+        Ok(Self {
+            cfg,
+            schema,
+            inputs,
+            channels,
+            limits,
+            window_cfg,
+            roll,
+            scores,
+            alerts,
+            labels,
+            parts: HashMap::new(),
+            label_parts: HashMap::new(),
+            models,
+            trainer,
+            buffer,
+            progress,
+            progress_tx,
+            health,
+        })
+    }
+
+    /// The model slot (tests and the demo read the serving version from it).
+    pub fn models(&self) -> ModelSlot {
+        self.models.clone()
+    }
+
+    /// Runs until `shutdown` resolves, then closes every window, writes, acknowledges and
+    /// commits (graceful stop).
+    pub async fn run(
+        mut self,
+        shutdown: impl std::future::Future<Output = ()>,
+    ) -> anyhow::Result<Progress> {
+        let ctx = LwContext::default();
+        let consumer: StreamConsumer<LwContext> = kafka::consumer_config(&self.cfg)
+            .create_with_context(ctx.clone())
+            .context("creating the Kafka consumer")?;
+        let producer: FutureProducer = kafka::producer_config(&self.cfg)
+            .create()
+            .context("creating the Kafka producer")?;
+        let mut topics = vec![self.cfg.kafka.readings_topic.as_str()];
+        if !self.cfg.kafka.inspections_topic.is_empty() {
+            topics.push(self.cfg.kafka.inspections_topic.as_str());
+        }
+        consumer.subscribe(&topics).context("subscribing")?;
+        tracing::info!(?topics, group = %self.cfg.group_id(), "consuming");
+
+        let mut tick = tokio::time::interval(Duration::from_millis(200));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut lag_tick = tokio::time::interval(Duration::from_secs(5));
+        let mut models_tick = tokio::time::interval(Duration::from_secs(10));
+        tokio::pin!(shutdown);
+        loop {
+            tokio::select! {
+                biased;
+                _ = &mut shutdown => break,
+                Some(outcome) = self.trainer.next_outcome() => self.on_trained(outcome),
+                _ = tick.tick() => {
+                    self.on_rebalance(ctx.take_events());
+                    self.on_tick(&consumer, &producer, false).await?;
+                }
+                _ = lag_tick.tick() => ingest::report_lag(&consumer),
+                _ = models_tick.tick() => self.pick_up_new_version(),
+                msg = consumer.recv() => match msg {
+                    Ok(m) => self.on_message(&m, &producer).await?,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "consumer error");
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                    }
+                },
+            }
+        }
+        tracing::info!("shutting down: closing windows, writing, committing");
+        self.on_rebalance(ctx.take_events());
+        let parts: Vec<i32> = self.parts.keys().copied().collect();
+        for p in parts {
+            if let Some(st) = self.parts.get_mut(&p) {
+                st.windower.flush_all();
+            }
+            self.drain_closed(p);
+        }
+        self.on_tick(&consumer, &producer, true).await?;
+        self.trainer.stop();
+        self.publish();
+        drop(producer);
+        Ok(self.progress)
+    }
+
+    /// Sends the current counters to the progress watchers.
+    fn publish(&mut self) {
+        self.progress.model_version = self.models.current().map(|s| s.version.clone());
+        self.progress_tx.send_replace(self.progress.clone());
+    }
+}

@@ -1,0 +1,326 @@
+//! Typed telemetry events, in the spirit of Vector's `internal_events`: one type per thing
+//! that happens in the pipeline, whose `emit` writes its metric (under the names defined once
+//! in [`super`]), its log line and its [`Progress`] counter together. A stage says *what*
+//! happened; how that is counted and logged lives here.
+
+use std::time::Duration;
+
+use crate::alerter::AlertState;
+
+use super::{
+    ALERTS, CLOSE_TO_ALERT, CONSUMED, CONSUMER_LAG, DEAD_LETTERED, DECODED, FILES_WRITTEN,
+    INSPECTIONS, LATE, OPEN_WINDOWS, RETRAINS, SCORING_LATENCY, WINDOWS,
+};
+
+/// Live counters for progress displays and summaries.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Progress {
+    /// Messages consumed (readings and inspections).
+    pub consumed: u64,
+    /// Readings decoded.
+    pub readings: u64,
+    /// Messages sent to a dead-letter topic.
+    pub dead_lettered: u64,
+    /// Readings that arrived after their window closed.
+    pub late: u64,
+    /// Windows closed and scored.
+    pub windows: u64,
+    /// Alerts opened.
+    pub alerts_opened: u64,
+    /// Alerts resolved.
+    pub alerts_resolved: u64,
+    /// Inspections decoded.
+    pub inspections: u64,
+    /// Retrained models accepted.
+    pub retrains: u64,
+    /// Retraining jobs rejected by the validation gate or failed.
+    pub retrains_rejected: u64,
+    /// The version being served.
+    pub model_version: Option<String>,
+    /// Parquet files written.
+    pub files: u64,
+    /// Delays from a window's close to its alert's acknowledgement, in seconds.
+    pub alert_delays_s: Vec<f64>,
+}
+
+/// A message was consumed from `topic` (readings or inspections).
+pub struct MessageConsumed<'a> {
+    pub topic: &'a str,
+}
+
+impl MessageConsumed<'_> {
+    pub fn emit(self, progress: &mut Progress) {
+        progress.consumed += 1;
+        metrics::counter!(CONSUMED, "topic" => self.topic.to_string()).increment(1);
+    }
+}
+
+/// A reading was decoded.
+pub struct ReadingDecoded;
+
+impl ReadingDecoded {
+    pub fn emit(self, progress: &mut Progress) {
+        progress.readings += 1;
+        metrics::counter!(DECODED).increment(1);
+    }
+}
+
+/// A reading arrived after its window had closed.
+pub struct ReadingLate;
+
+impl ReadingLate {
+    pub fn emit(self, progress: &mut Progress) {
+        metrics::counter!(LATE).increment(1);
+        progress.late += 1;
+    }
+}
+
+/// An inspection (a label) was decoded.
+pub struct InspectionDecoded;
+
+impl InspectionDecoded {
+    pub fn emit(self, progress: &mut Progress) {
+        progress.inspections += 1;
+        metrics::counter!(INSPECTIONS).increment(1);
+    }
+}
+
+/// A message could not be used and goes to the dead-letter topic.
+pub struct MessageDeadLettered<'a> {
+    pub topic: &'a str,
+    pub partition: i32,
+    pub offset: i64,
+    pub reason: &'a str,
+}
+
+impl MessageDeadLettered<'_> {
+    pub fn emit(self, progress: &mut Progress) {
+        progress.dead_lettered += 1;
+        metrics::counter!(DEAD_LETTERED, "reason" => self.reason.to_string()).increment(1);
+        tracing::debug!(
+            topic = self.topic,
+            partition = self.partition,
+            offset = self.offset,
+            reason = self.reason,
+            "dead letter"
+        );
+    }
+}
+
+/// The messages between the consumer's position and the high watermark, over its partitions.
+pub struct ConsumerLag {
+    pub messages: i64,
+}
+
+impl ConsumerLag {
+    pub fn emit(self) {
+        metrics::gauge!(CONSUMER_LAG).set(self.messages as f64);
+    }
+}
+
+/// Scoring a batch of closed windows failed; they are written unscored.
+pub struct ScoringFailed<'a, E: std::fmt::Display> {
+    pub error: &'a E,
+}
+
+impl<E: std::fmt::Display> ScoringFailed<'_, E> {
+    pub fn emit(self) {
+        tracing::error!(error = %self.error, "scoring failed; writing rows unscored");
+    }
+}
+
+/// `count` closed windows were scored in `latency`.
+pub struct WindowsScored {
+    pub count: u64,
+    pub latency: Duration,
+}
+
+impl WindowsScored {
+    pub fn emit(self, progress: &mut Progress) {
+        metrics::histogram!(SCORING_LATENCY).record(self.latency.as_secs_f64());
+        progress.windows += self.count;
+        metrics::counter!(WINDOWS).increment(self.count);
+    }
+}
+
+/// The alerter opened or resolved an alert.
+pub struct AlertRaised {
+    pub state: AlertState,
+}
+
+impl AlertRaised {
+    pub fn emit(self, progress: &mut Progress) {
+        match self.state {
+            AlertState::Open => progress.alerts_opened += 1,
+            AlertState::Resolved => progress.alerts_resolved += 1,
+        }
+        metrics::counter!(ALERTS, "state" => self.state.as_str()).increment(1);
+    }
+}
+
+/// An alert was acknowledged by the broker `delay_s` seconds after its window closed.
+pub struct AlertAcknowledged {
+    pub delay_s: f64,
+}
+
+impl AlertAcknowledged {
+    pub fn emit(self, progress: &mut Progress) {
+        metrics::histogram!(CLOSE_TO_ALERT).record(self.delay_s);
+        progress.alert_delays_s.push(self.delay_s);
+    }
+}
+
+/// The number of windows still open over all partitions.
+pub struct OpenWindows {
+    pub count: usize,
+}
+
+impl OpenWindows {
+    pub fn emit(self) {
+        metrics::gauge!(OPEN_WINDOWS).set(self.count as f64);
+    }
+}
+
+/// A Parquet table that has a files metric (`scores`, `alerts`).
+#[derive(Debug, Clone, Copy)]
+pub enum CountedTable {
+    Scores,
+    Alerts,
+}
+
+impl CountedTable {
+    fn as_str(self) -> &'static str {
+        match self {
+            CountedTable::Scores => "scores",
+            CountedTable::Alerts => "alerts",
+        }
+    }
+}
+
+/// `count` Parquet files of `table` were written (one per hive partition).
+pub struct ParquetFilesWritten {
+    pub table: CountedTable,
+    pub count: usize,
+}
+
+impl ParquetFilesWritten {
+    pub fn emit(self, progress: &mut Progress) {
+        progress.files += self.count as u64;
+        metrics::counter!(FILES_WRITTEN, "table" => self.table.as_str())
+            .increment(self.count as u64);
+    }
+}
+
+/// A labels file was written. Counted in the progress only: the labels table has never had a
+/// `table` value on the files metric, and dashboards may rely on its two values.
+pub struct LabelsFileWritten;
+
+impl LabelsFileWritten {
+    pub fn emit(self, progress: &mut Progress) {
+        progress.files += 1;
+    }
+}
+
+/// A retrained model passed the validation gate and is now served.
+pub struct RetrainAccepted<'a> {
+    pub version: &'a str,
+    pub threshold: f64,
+}
+
+impl RetrainAccepted<'_> {
+    pub fn emit(self, progress: &mut Progress) {
+        progress.retrains += 1;
+        metrics::counter!(RETRAINS, "outcome" => "accepted").increment(1);
+        tracing::info!(version = %self.version, threshold = self.threshold, "hot-swapped a new model");
+    }
+}
+
+/// A retrained model was rejected by the validation gate.
+pub struct RetrainRejected<'a, R: std::fmt::Display> {
+    pub reason: &'a R,
+}
+
+impl<R: std::fmt::Display> RetrainRejected<'_, R> {
+    pub fn emit(self, progress: &mut Progress) {
+        progress.retrains_rejected += 1;
+        metrics::counter!(RETRAINS, "outcome" => "rejected").increment(1);
+        tracing::warn!(reason = %self.reason, "retrained model rejected; keeping the serving model");
+    }
+}
+
+/// A retraining job failed.
+pub struct RetrainFailed<'a, E: std::fmt::Display> {
+    pub error: &'a E,
+}
+
+impl<E: std::fmt::Display> RetrainFailed<'_, E> {
+    pub fn emit(self, progress: &mut Progress) {
+        progress.retrains_rejected += 1;
+        metrics::counter!(RETRAINS, "outcome" => "failed").increment(1);
+        tracing::error!(error = %self.error, "retraining failed; keeping the serving model");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_event_moves_the_progress_counter_it_always_moved() {
+        let mut p = Progress::default();
+        MessageConsumed { topic: "readings" }.emit(&mut p);
+        ReadingDecoded.emit(&mut p);
+        ReadingLate.emit(&mut p);
+        InspectionDecoded.emit(&mut p);
+        MessageDeadLettered {
+            topic: "readings",
+            partition: 0,
+            offset: 7,
+            reason: "json",
+        }
+        .emit(&mut p);
+        WindowsScored {
+            count: 3,
+            latency: Duration::from_millis(1),
+        }
+        .emit(&mut p);
+        AlertRaised {
+            state: AlertState::Open,
+        }
+        .emit(&mut p);
+        AlertRaised {
+            state: AlertState::Resolved,
+        }
+        .emit(&mut p);
+        AlertAcknowledged { delay_s: 0.5 }.emit(&mut p);
+        ParquetFilesWritten {
+            table: CountedTable::Scores,
+            count: 2,
+        }
+        .emit(&mut p);
+        LabelsFileWritten.emit(&mut p);
+        RetrainAccepted {
+            version: "v000001",
+            threshold: 1.0,
+        }
+        .emit(&mut p);
+        RetrainRejected { reason: &"gate" }.emit(&mut p);
+        RetrainFailed { error: &"nan" }.emit(&mut p);
+        let expected = Progress {
+            consumed: 1,
+            readings: 1,
+            dead_lettered: 1,
+            late: 1,
+            windows: 3,
+            alerts_opened: 1,
+            alerts_resolved: 1,
+            inspections: 1,
+            retrains: 1,
+            retrains_rejected: 2,
+            model_version: None,
+            files: 3,
+            alert_delays_s: vec![0.5],
+        };
+        assert_eq!(p, expected);
+    }
+}

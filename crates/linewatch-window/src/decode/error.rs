@@ -1,0 +1,156 @@
+//! Why a message is refused: [`DecodeError`], one variant per way a message
+//! can be wrong, and its stable [`DecodeError::reason`] (the dead-letter
+//! header and metric label).
+
+#[cfg(doc)]
+use super::DecodeLimits;
+
+/// Longest piece of message text (channel name, timestamp) echoed in an error.
+const ECHO_MAX: usize = 64;
+
+pub(super) fn echo(s: &str) -> String {
+    if s.len() <= ECHO_MAX {
+        return s.to_owned();
+    }
+    let mut end = ECHO_MAX;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}...", &s[..end])
+}
+
+/// Why a message was rejected. Each way a message can be wrong has its own
+/// variant; [`DecodeError::reason`] gives a short stable code for each.
+///
+/// When a message is wrong in several ways, the first problem met while
+/// reading it (in document order) is reported; missing fields are checked
+/// after the walk, in the order `line`, `machine`, `ts`, `values`/`defect`.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[non_exhaustive]
+pub enum DecodeError {
+    /// The message is larger than [`DecodeLimits::max_message_bytes`].
+    #[error("message of {len} bytes exceeds the limit of {max} bytes")]
+    Oversized {
+        /// Message length in bytes.
+        len: usize,
+        /// The limit.
+        max: usize,
+    },
+    /// The message is not valid UTF-8.
+    #[error("message is not valid UTF-8 (first bad byte at {valid_up_to})")]
+    NotUtf8 {
+        /// Length of the valid prefix.
+        valid_up_to: usize,
+    },
+    /// The message is not well-formed JSON.
+    #[error("message is not valid JSON: {0}")]
+    NotJson(String),
+    /// The message is JSON but not an object.
+    #[error("message is a JSON {found}, expected an object")]
+    NotAnObject {
+        /// JSON kind found.
+        found: &'static str,
+    },
+    /// A required field is absent.
+    #[error("missing field `{0}`")]
+    MissingField(&'static str),
+    /// A field appears more than once.
+    #[error("field `{0}` appears more than once")]
+    DuplicateField(&'static str),
+    /// A field has the wrong JSON type.
+    #[error("field `{field}` is a {found}, expected {expected}")]
+    WrongType {
+        /// Field name.
+        field: &'static str,
+        /// What the contract asks for.
+        expected: &'static str,
+        /// JSON kind found.
+        found: &'static str,
+    },
+    /// `line` or `machine` is the empty string.
+    #[error("field `{0}` is empty")]
+    EmptyId(&'static str),
+    /// `values` is an empty object.
+    #[error("`values` holds no channel")]
+    EmptyValues,
+    /// `values` holds more channels than [`DecodeLimits::max_channels`].
+    #[error("`values` holds more than {max} channels")]
+    TooManyChannels {
+        /// The limit.
+        max: usize,
+    },
+    /// The same channel appears twice in `values`.
+    #[error("channel `{channel}` appears more than once in `values`")]
+    DuplicateChannel {
+        /// Channel name (truncated to 64 bytes).
+        channel: String,
+    },
+    /// A channel value is `null` or a number too large for an f64.
+    #[error("channel `{channel}` is null or not a finite number")]
+    NonFiniteValue {
+        /// Channel name (truncated to 64 bytes).
+        channel: String,
+    },
+    /// A channel value is not a number (string, boolean, array, object).
+    #[error("channel `{channel}` is a {found}, expected a number")]
+    NonNumericValue {
+        /// Channel name (truncated to 64 bytes).
+        channel: String,
+        /// JSON kind found.
+        found: &'static str,
+    },
+    /// `ts` is a string that is not RFC 3339, or a number that is not an
+    /// integer that fits in i64.
+    #[error("bad timestamp: {0}")]
+    BadTimestamp(String),
+    /// `ts` is outside [`DecodeLimits::min_ts_ms`, `DecodeLimits::max_ts_ms`].
+    #[error("timestamp {ts_ms} ms is outside the accepted range")]
+    TimestampOutOfRange {
+        /// The decoded timestamp.
+        ts_ms: i64,
+    },
+}
+
+impl DecodeError {
+    /// Every code [`DecodeError::reason`] can return (for pre-registering
+    /// metric label values).
+    pub const REASONS: &'static [&'static str] = &[
+        "oversized",
+        "not_utf8",
+        "not_json",
+        "not_object",
+        "missing_field",
+        "duplicate_field",
+        "wrong_type",
+        "empty_id",
+        "empty_values",
+        "too_many_channels",
+        "duplicate_channel",
+        "non_finite_value",
+        "non_numeric_value",
+        "bad_timestamp",
+        "timestamp_out_of_range",
+    ];
+
+    /// Short, stable, machine-readable code for the dead-letter header and
+    /// metric labels (`snake_case`, one per variant).
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Self::Oversized { .. } => "oversized",
+            Self::NotUtf8 { .. } => "not_utf8",
+            Self::NotJson(_) => "not_json",
+            Self::NotAnObject { .. } => "not_object",
+            Self::MissingField(_) => "missing_field",
+            Self::DuplicateField(_) => "duplicate_field",
+            Self::WrongType { .. } => "wrong_type",
+            Self::EmptyId(_) => "empty_id",
+            Self::EmptyValues => "empty_values",
+            Self::TooManyChannels { .. } => "too_many_channels",
+            Self::DuplicateChannel { .. } => "duplicate_channel",
+            Self::NonFiniteValue { .. } => "non_finite_value",
+            Self::NonNumericValue { .. } => "non_numeric_value",
+            Self::BadTimestamp(_) => "bad_timestamp",
+            Self::TimestampOutOfRange { .. } => "timestamp_out_of_range",
+        }
+    }
+}
