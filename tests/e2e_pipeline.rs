@@ -299,6 +299,7 @@ fn check_alert_topic(topic: &str) -> Vec<serde_json::Value> {
             "window_end",
             "anomaly_score",
             "threshold",
+            "p_value",
             "defect_prob",
             "top_features",
             "model_version",

@@ -430,7 +430,7 @@ impl ScoreModel {
             ScoreSummary::from(&st.summary),
         )
         .map_err(|e| invalid(dir, e.to_string()))?;
-        if !(st.residual_box > 0.0) {
+        if st.residual_box.is_nan() || st.residual_box <= 0.0 {
             return Err(invalid(dir, "residual_box must be > 0"));
         }
         m.calibration = st.calibration.clone();
@@ -568,9 +568,9 @@ impl Pava {
 #[derive(Clone, Debug)]
 pub enum AnyModel {
     /// Score model.
-    Score(ScoreModel),
+    Score(Box<ScoreModel>),
     /// PDIR model.
-    Isotonic(IsotonicModel),
+    Isotonic(Box<IsotonicModel>),
     /// PAVA fit.
     Pava(Pava),
 }
@@ -578,8 +578,8 @@ pub enum AnyModel {
 /// Loads whatever model `dir` holds.
 pub fn load_any(dir: &Path, device: &Device) -> Result<AnyModel> {
     Ok(match read_meta(dir)?.kind {
-        ModelKind::Score => AnyModel::Score(ScoreModel::load(dir, device)?),
-        ModelKind::Isotonic => AnyModel::Isotonic(IsotonicModel::load(dir, device)?),
+        ModelKind::Score => AnyModel::Score(Box::new(ScoreModel::load(dir, device)?)),
+        ModelKind::Isotonic => AnyModel::Isotonic(Box::new(IsotonicModel::load(dir, device)?)),
         ModelKind::Pava => AnyModel::Pava(Pava::load(dir)?),
     })
 }

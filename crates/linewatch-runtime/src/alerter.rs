@@ -34,6 +34,8 @@ pub struct ScoredWindow<'a> {
     /// None before the first model exists.
     pub anomaly_score: Option<f64>,
     pub threshold: Option<f64>,
+    /// Conformal p-value of the anomaly score (None before the first model).
+    pub p_value: Option<f64>,
     pub defect_prob: Option<f64>,
     pub model_version: Option<&'a str>,
     /// Largest contributors first.
@@ -69,6 +71,9 @@ pub struct Alert {
     pub state: AlertState,
     pub anomaly_score: f64,
     pub threshold: f64,
+    /// Conformal p-value of the anomaly score (share of calibration windows at least as
+    /// anomalous, with the finite-sample correction); null from models without one.
+    pub p_value: Option<f64>,
     pub defect_prob: Option<f64>,
     pub top_features: Vec<FeatureContribution>,
     pub model_version: String,
@@ -95,7 +100,20 @@ pub struct Alerter {
     pipeline: String,
     open_after: u32,
     resolve_after: u32,
+    /// `alert.p_value`: when set, a window is over when its p-value is at most this.
+    p_value: Option<f64>,
     machines: HashMap<String, MachineAlertState>,
+}
+
+/// Whether a scored window counts as over the threshold: `p_value <= alpha` when an alpha
+/// (`alert.p_value`) is set, so one setting means the same false-alarm share on every machine
+/// and model version; otherwise `anomaly_score > threshold`. A missing p-value under the
+/// p-value rule is not over.
+pub fn is_over(score: f64, threshold: f64, p_value: Option<f64>, alpha: Option<f64>) -> bool {
+    match alpha {
+        Some(a) => p_value.is_some_and(|p| p <= a),
+        None => score > threshold,
+    }
 }
 
 pub fn format_ts(ms: i64) -> String {
@@ -125,8 +143,15 @@ impl Alerter {
             pipeline: pipeline.to_string(),
             open_after: open_after.max(1),
             resolve_after: resolve_after.max(1),
+            p_value: None,
             machines: HashMap::new(),
         }
+    }
+
+    /// Decides "over" by p-value (`p <= alpha`) instead of the threshold when `alpha` is set.
+    pub fn with_p_value(mut self, alpha: Option<f64>) -> Self {
+        self.p_value = alpha;
+        self
     }
 
     /// Feeds one scored window (in window order per machine); returns the alert message it
@@ -141,7 +166,7 @@ impl Alerter {
             return None;
         }
         let st = self.machines.entry(w.machine.to_string()).or_default();
-        let over = score > threshold;
+        let over = is_over(score, threshold, w.p_value, self.p_value);
         if over {
             st.over = st.over.saturating_add(1);
             st.under = 0;
@@ -175,6 +200,7 @@ impl Alerter {
             state: state.1,
             anomaly_score: score,
             threshold,
+            p_value: w.p_value,
             defect_prob: w.defect_prob,
             top_features: w.top_features.to_vec(),
             model_version: version.to_string(),
@@ -218,6 +244,7 @@ mod tests {
                 window_end_ms: start + 10_000,
                 anomaly_score: Some(score),
                 threshold: Some(1.0),
+                p_value: None,
                 defect_prob: None,
                 model_version: Some("v1"),
                 top_features: &[],
@@ -227,6 +254,39 @@ mod tests {
             }
         }
         out
+    }
+
+    #[test]
+    fn p_value_rule_decides_over_when_set() {
+        // Threshold rule: 5 > 3. P-value rule at 0.01: only p <= 0.01 is over, whatever the
+        // score; a missing p-value is not over.
+        assert!(is_over(5.0, 3.0, Some(0.5), None));
+        assert!(!is_over(5.0, 3.0, Some(0.5), Some(0.01)));
+        assert!(is_over(1.0, 3.0, Some(0.01), Some(0.01)));
+        assert!(!is_over(9.0, 3.0, None, Some(0.01)));
+        let mut a = Alerter::new("p", 2, 1).with_p_value(Some(0.05));
+        let w = |start: i64, p: f64| ScoredWindow {
+            line: "l",
+            machine: "m",
+            window_start_ms: start,
+            window_end_ms: start + 10,
+            anomaly_score: Some(0.0),
+            threshold: Some(1.0),
+            p_value: Some(p),
+            defect_prob: None,
+            model_version: Some("v1"),
+            top_features: &[],
+        };
+        assert!(a.observe(&w(0, 0.04)).is_none());
+        let open = a
+            .observe(&w(10, 0.002))
+            .expect("two windows at p <= 0.05 open an alert");
+        assert_eq!(open.state, AlertState::Open);
+        assert_eq!(open.p_value, Some(0.002));
+        let resolved = a
+            .observe(&w(20, 0.3))
+            .expect("one window above resolves it");
+        assert_eq!(resolved.state, AlertState::Resolved);
     }
 
     #[test]
@@ -273,6 +333,7 @@ mod tests {
             window_end_ms: 1,
             anomaly_score: None,
             threshold: None,
+            p_value: None,
             defect_prob: None,
             model_version: None,
             top_features: &[],
@@ -295,6 +356,7 @@ mod tests {
             window_end_ms: 1_764_331_210_000,
             anomaly_score: Some(9.5),
             threshold: Some(3.0),
+            p_value: None,
             defect_prob: None,
             model_version: Some("v000001"),
             top_features: &[FeatureContribution {

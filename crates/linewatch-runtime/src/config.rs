@@ -328,6 +328,11 @@ pub struct AlertSection {
     pub resolve_after: u32,
     /// Features named in an alert, by contribution to the log-density drop. Default 3.
     pub top_features: usize,
+    /// When set, a window counts as over when its conformal p-value is at most this (in
+    /// (0, 0.5]) instead of when its anomaly score exceeds the model's threshold: one setting
+    /// that means the same nominal false-alarm share per window on every machine and model
+    /// version. Default: unset (the threshold, `model.threshold_quantile`).
+    pub p_value: Option<f64>,
 }
 
 impl Default for AlertSection {
@@ -336,6 +341,7 @@ impl Default for AlertSection {
             open_after: 3,
             resolve_after: 3,
             top_features: 3,
+            p_value: None,
         }
     }
 }
@@ -572,7 +578,10 @@ impl PipelineConfig {
         if let Some(a) = self.model.shrinkage
             && !(0.0..=1.0).contains(&a)
         {
-            return Err(invalid("model.shrinkage", format!("{a}: must be in [0, 1]")));
+            return Err(invalid(
+                "model.shrinkage",
+                format!("{a}: must be in [0, 1]"),
+            ));
         }
         if self.model.calibration_folds < 2 {
             return Err(invalid("model.calibration_folds", "must be >= 2"));
@@ -618,6 +627,14 @@ impl PipelineConfig {
         }
         if !(self.isotonic.lambda >= 0.0 && self.isotonic.lambda.is_finite()) {
             return Err(invalid("isotonic.lambda", "must be a finite number >= 0"));
+        }
+        if let Some(a) = self.alert.p_value
+            && !(a > 0.0 && a <= 0.5)
+        {
+            return Err(invalid(
+                "alert.p_value",
+                format!("{a}: must be in (0, 0.5]"),
+            ));
         }
         if self.alert.open_after == 0 || self.alert.resolve_after == 0 {
             return Err(invalid(

@@ -153,6 +153,7 @@ pub fn alerts_schema() -> Schema {
         Field::new("state", DataType::Utf8, false),
         Field::new("anomaly_score", DataType::Float64, false),
         Field::new("threshold", DataType::Float64, false),
+        Field::new("p_value", DataType::Float64, true),
         Field::new("defect_prob", DataType::Float64, true),
         Field::new("top_features", DataType::Utf8, false),
         Field::new("model_version", DataType::Utf8, false),
@@ -169,6 +170,7 @@ pub fn alerts_batch<'a>(alerts: impl Iterator<Item = &'a Alert>) -> anyhow::Resu
     let mut state = StringBuilder::new();
     let mut score = Float64Builder::new();
     let mut threshold = Float64Builder::new();
+    let mut p_value = Float64Builder::new();
     let mut defect = Float64Builder::new();
     let mut top = StringBuilder::new();
     let mut version = StringBuilder::new();
@@ -181,6 +183,7 @@ pub fn alerts_batch<'a>(alerts: impl Iterator<Item = &'a Alert>) -> anyhow::Resu
         state.append_value(a.state.as_str());
         score.append_value(a.anomaly_score);
         threshold.append_value(a.threshold);
+        p_value.append_option(a.p_value);
         defect.append_option(a.defect_prob);
         top.append_value(serde_json::to_string(&a.top_features)?);
         version.append_value(&a.model_version);
@@ -194,6 +197,7 @@ pub fn alerts_batch<'a>(alerts: impl Iterator<Item = &'a Alert>) -> anyhow::Resu
         Arc::new(state.finish()),
         Arc::new(score.finish()),
         Arc::new(threshold.finish()),
+        Arc::new(p_value.finish()),
         Arc::new(defect.finish()),
         Arc::new(top.finish()),
         Arc::new(version.finish()),
@@ -272,6 +276,7 @@ pub fn alerts_from_batches(batches: &[RecordBatch]) -> anyhow::Result<Vec<Alert>
             s("model_version")?,
         );
         let (score, threshold, defect) = (f("anomaly_score")?, f("threshold")?, f("defect_prob")?);
+        let p_value = f("p_value")?;
         let (start, end) = (t("window_start")?, t("window_end")?);
         for i in 0..b.num_rows() {
             out.push(Alert {
@@ -287,6 +292,7 @@ pub fn alerts_from_batches(batches: &[RecordBatch]) -> anyhow::Result<Vec<Alert>
                 },
                 anomaly_score: score.value(i),
                 threshold: threshold.value(i),
+                p_value: (!p_value.is_null(i)).then(|| p_value.value(i)),
                 defect_prob: (!defect.is_null(i)).then(|| defect.value(i)),
                 top_features: serde_json::from_str(top.value(i))?,
                 model_version: version.value(i).to_string(),
@@ -314,6 +320,7 @@ mod tests {
             state: AlertState::Open,
             anomaly_score: 12.5,
             threshold: 3.0,
+            p_value: Some(0.004),
             defect_prob: Some(0.25),
             top_features: vec![FeatureContribution {
                 name: "temp_c__mean".into(),
@@ -325,6 +332,7 @@ mod tests {
         };
         let resolved = Alert {
             state: AlertState::Resolved,
+            p_value: None,
             defect_prob: None,
             ..alert.clone()
         };

@@ -10,7 +10,7 @@ use linewatch_window::ClosedWindow;
 
 use super::input::Row;
 use super::windows::{FileWindows, Geometry};
-use crate::alerter::{Alerter, ScoredWindow};
+use crate::alerter::{Alerter, ScoredWindow, is_over};
 use crate::config::PipelineConfig;
 use crate::scoring::ModelInputs;
 
@@ -67,12 +67,13 @@ pub(super) fn fit(
     })
 }
 
-/// The model's decision for one window before hysteresis: over the threshold. A non-finite
-/// score decides nothing (the alerter skips it).
-///
-/// The one place to switch to a p-value rule (`alert.p_value`: over when `p_value <= alpha`).
-fn model_over(_cfg: &PipelineConfig, score: f64, _p_value: f64, threshold: f64) -> Option<bool> {
-    score.is_finite().then_some(score > threshold)
+/// The model's decision for one window before hysteresis, by the stream's rule
+/// ([`is_over`]: `alert.p_value` when set, else the threshold). A non-finite score decides
+/// nothing (the alerter skips it).
+fn model_over(cfg: &PipelineConfig, score: f64, p_value: f64, threshold: f64) -> Option<bool> {
+    score
+        .is_finite()
+        .then(|| is_over(score, threshold, Some(p_value), cfg.alert.p_value))
 }
 
 /// The stream's alert hysteresis (`alert.open_after`, `alert.resolve_after`, through the
@@ -99,6 +100,7 @@ pub(super) fn hysteresis(
                 window_end_ms: w.end_ms,
                 anomaly_score: o.map(|o| if o { 1.0 } else { 0.0 }),
                 threshold: Some(0.5),
+                p_value: None,
                 defect_prob: None,
                 model_version: Some("backtest"),
                 top_features: &[],

@@ -143,7 +143,8 @@ impl Pipeline {
             &self.cfg.pipeline.name,
             self.cfg.alert.open_after,
             self.cfg.alert.resolve_after,
-        );
+        )
+        .with_p_value(self.cfg.alert.p_value);
         alerter.restore(restored.footer.alerter);
         tracing::info!(
             partition = p,

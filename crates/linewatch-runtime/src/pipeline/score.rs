@@ -7,7 +7,7 @@ use linewatch_window::ClosedWindow;
 
 use super::Pipeline;
 use super::durability;
-use crate::alerter::ScoredWindow;
+use crate::alerter::{ScoredWindow, is_over};
 use crate::telemetry::events::{AlertRaised, ScoringFailed, WindowsScored};
 use crate::trainer::TrainRow;
 
@@ -54,6 +54,7 @@ impl Pipeline {
                 window_end_ms: w.end_ms,
                 anomaly_score: row.anomaly_score,
                 threshold: row.threshold,
+                p_value: row.p_value,
                 defect_prob: row.defect_prob,
                 model_version: row.model_version.as_deref(),
                 top_features: &row.top_features,
@@ -66,7 +67,8 @@ impl Pipeline {
             self.buffer.remember(&w.key.machine, w.start_ms, features);
             // Normal windows feed retraining, once the guard band confirms them: alerted ones,
             // those over the threshold and their neighbours do not.
-            let over = matches!((row.anomaly_score, row.threshold), (Some(s), Some(t)) if s > t);
+            let over = matches!((row.anomaly_score, row.threshold), (Some(s), Some(t))
+                if is_over(s, t, row.p_value, self.cfg.alert.p_value));
             let candidate = TrainRow {
                 machine: w.key.machine.to_string(),
                 start_ms: w.start_ms,
