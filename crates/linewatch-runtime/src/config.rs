@@ -220,7 +220,7 @@ pub struct ModelSection {
     /// the held-out score-matching loss by more than two standard errors), "off" or "always".
     /// Default "auto".
     pub residual: linewatch_models::ResidualMode,
-    /// Contiguous blocks for the out-of-fold calibration of a Gaussian model (>= 2). Default 5.
+    /// Contiguous blocks for the out-of-fold calibration of a Gaussian model (>= 2). Default 10.
     pub calibration_folds: usize,
     /// Gauss-Legendre nodes for log-density and contributions. Default 16.
     pub quadrature_nodes: usize,
@@ -251,7 +251,7 @@ impl Default for ModelSection {
             threshold_quantile: 0.99,
             shrinkage: None,
             residual: linewatch_models::ResidualMode::Auto,
-            calibration_folds: 5,
+            calibration_folds: 10,
             quadrature_nodes: 16,
             seed: 7,
             device: "auto".into(),

@@ -34,10 +34,12 @@
 //! # Calibration and threshold
 //! Thresholds come from windows the model did not learn from, taken as contiguous time blocks
 //! (never interleaved rows, which are near copies of training windows when windows overlap):
-//! out-of-fold scores of `calibration_folds` contiguous blocks, each scored by a model fitted
-//! on the other blocks less `overlap` rows at each border (with the residual, trained for the
-//! number of epochs early stopping chose). The threshold is the `threshold_quantile` of those
-//! scores, and the p-values are ranks among them.
+//! for the Gaussian model, out-of-fold scores of `calibration_folds` contiguous blocks, each
+//! scored by a model fitted on the other blocks less `overlap` rows at each border (cheap to
+//! refit); with the residual, the scores of the newest held-out block, which follows the rows
+//! the model was fitted on (refitting a network per fold would multiply the training time).
+//! The threshold is the `threshold_quantile` of those scores, and the p-values are ranks
+//! among them.
 
 mod eval;
 #[cfg(test)]
@@ -160,7 +162,7 @@ impl Default for ScoreConfig {
             shrinkage: None,
             residual: ResidualMode::Auto,
             overlap: 1.0,
-            calibration_folds: 5,
+            calibration_folds: 10,
             train: TrainConfig {
                 weight_decay: 0.1,
                 ..TrainConfig::default()
@@ -507,11 +509,10 @@ impl ScoreModel {
             calibration_rows: 0,
             effective_rows,
         };
-        let residual_epochs = kept.is_some().then_some(report.best_epoch.max(1));
-        let calibration = Self::out_of_fold(&rows, d, cfg, gap, residual_epochs, device)?;
-        let mut model = match kept {
+        let (mut model, calibration) = match kept {
             Some(net) => {
-                // Fitted on the older rows, early-stopped on the newest block.
+                // Fitted on the older rows, early-stopped and calibrated on the newest block:
+                // refitting a network per fold would multiply the training time by the folds.
                 let mut s = summary(fit.len(), report.best_held_out_loss);
                 s.residual = true;
                 s.shrinkage = gauss.shrinkage;
@@ -525,16 +526,19 @@ impl ScoreModel {
                     s,
                 )?;
                 m.residual_box = box_of(&uf, cfg.clip);
-                m
+                let cal = m.anomaly_scores(held_raw)?;
+                (m, cal)
             }
             None => {
-                // The Gaussian part on every row (cheap, and the most data).
+                // The Gaussian part on every row (cheap, and the most data), calibrated by
+                // out-of-fold scores of contiguous blocks.
+                let cal = Self::gaussian_out_of_fold(&rows, d, cfg, gap)?;
                 let st = Standardizer::fit(&rows, d)?;
                 let (z, _) = st.transform(&rows, cfg.clip)?;
                 let g = Whitener::fit(&z, d, cfg.shrinkage)?;
                 let mut s = summary(n, gauss_loss);
                 s.shrinkage = g.shrinkage;
-                Self::assemble(
+                let m = Self::assemble(
                     cfg.clone(),
                     feature_names.to_vec(),
                     st,
@@ -542,7 +546,8 @@ impl ScoreModel {
                     None,
                     f64::INFINITY,
                     s,
-                )?
+                )?;
+                (m, cal)
             }
         };
         let mut cal: Vec<f64> = calibration.into_iter().filter(|s| s.is_finite()).collect();
@@ -631,18 +636,15 @@ impl ScoreModel {
         Ok(out)
     }
 
-    /// Out-of-fold anomaly scores over `calibration_folds` contiguous blocks of the
-    /// time-ordered rows: each block is scored by a model (standardisation, shrinkage
-    /// covariance and, when `residual_epochs` is given, a RePU residual trained for that many
-    /// epochs, the count early stopping chose on the full history) fitted on the rows outside
-    /// it, less `gap` rows at each border so that no window shares readings with the block.
-    fn out_of_fold(
+    /// Out-of-fold anomaly scores of the Gaussian model over `calibration_folds` contiguous
+    /// blocks of the time-ordered rows: each block is scored by a model (standardisation and
+    /// shrinkage covariance) fitted on the rows outside it, less `gap` rows at each border so
+    /// that no window shares readings with the block.
+    fn gaussian_out_of_fold(
         rows: &[f64],
         d: usize,
         cfg: &ScoreConfig,
         gap: usize,
-        residual_epochs: Option<usize>,
-        device: &Device,
     ) -> Result<Vec<f64>> {
         let n = rows.len() / d;
         let k = cfg.calibration_folds.min(n);
@@ -660,52 +662,10 @@ impl ScoreModel {
             let st = Standardizer::fit(&train_rows, d)?;
             let (z, _) = st.transform(&train_rows, cfg.clip)?;
             let g = Whitener::fit(&z, d, cfg.shrinkage)?;
-            let block = &rows[a * d..b * d];
-            match residual_epochs {
-                None => {
-                    let (zf, _) = st.transform(block, cfg.clip)?;
-                    out.extend(gauss_ism_rows(&g.apply(&zf), d));
-                }
-                Some(epochs) => {
-                    let u = g.apply(&z);
-                    let fold_cfg = ScoreConfig {
-                        train: TrainConfig {
-                            max_epochs: epochs,
-                            ..cfg.train.clone()
-                        },
-                        ..cfg.clone()
-                    };
-                    // No early stopping: the epoch count is given.
-                    let (net, _) = Self::train_residual(&fold_cfg, d, &u, &u, device)?;
-                    let mut m = Self::assemble(
-                        cfg.clone(),
-                        (0..d).map(|j| format!("f{j}")).collect(),
-                        st,
-                        g,
-                        Some(net),
-                        f64::INFINITY,
-                        Self::empty_summary(),
-                    )?;
-                    m.residual_box = box_of(&u, cfg.clip);
-                    out.extend(m.anomaly_scores(block)?);
-                }
-            }
+            let (zf, _) = st.transform(&rows[a * d..b * d], cfg.clip)?;
+            out.extend(gauss_ism_rows(&g.apply(&zf), d));
         }
         Ok(out)
-    }
-
-    fn empty_summary() -> ScoreSummary {
-        ScoreSummary {
-            held_out_loss: f64::NAN,
-            train_rows: 0,
-            held_out_rows: 0,
-            held_out_median_score: f64::NAN,
-            device: String::new(),
-            residual: false,
-            shrinkage: 0.0,
-            calibration_rows: 0,
-            effective_rows: 0.0,
-        }
     }
 
     /// Builds a model from parts (used by checkpoint loading and tests).
