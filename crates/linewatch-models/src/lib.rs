@@ -1,7 +1,7 @@
 //! # linewatch-models
 //!
-//! RePU neural models of linewatch (see DESIGN.md, "The method"): a pure library, no Kafka,
-//! file I/O only for checkpoints.
+//! RePU neural models of linewatch (see `docs/architecture.md`, "The method"): a pure library,
+//! no Kafka, file I/O only for checkpoints.
 //!
 //! * [`mlp`]: RePU networks `sigma_p(x) = max(0,x)^p` with exact input derivatives by
 //!   forward-mode tangent propagation written as ordinary candle ops (first-order backprop

@@ -10,7 +10,8 @@
 //! where `T` holds one tangent per direction. Because these are ordinary ops, a loss that
 //! contains input derivatives (score matching, monotonicity penalties) is trained with plain
 //! first-order backprop; no second-order autograd is involved (candle's second-order
-//! gradients are wrong without `CANDLE_GRAD_DO_NOT_DETACH`, see DESIGN.md).
+//! gradients are wrong without `CANDLE_GRAD_DO_NOT_DETACH`, see `docs/architecture.md`,
+//! "The method").
 //!
 //! Tangent layout: `[k, n, width]` (direction-major), so that the per-row factor
 //! `sigma_p'(z)` of shape `[n, width]` broadcasts on the leading axis (candle's fast

@@ -1,7 +1,7 @@
 //! # linewatch-report
 //!
 //! Renders one machine's anomaly history from the scores Parquet table (`OUT/scores/`,
-//! hive-partitioned `date=YYYY-MM-DD/line=<line>/part-*.parquet`, see DESIGN.md
+//! hive-partitioned `date=YYYY-MM-DD/line=<line>/part-*.parquet`, see `docs/architecture.md`,
 //! "Contracts") as a PNG or SVG picture, for `linewatch report`.
 //!
 //! ## The picture

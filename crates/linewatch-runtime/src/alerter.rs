@@ -59,7 +59,8 @@ impl AlertState {
     }
 }
 
-/// The alert message (contract in DESIGN.md), also a row of `alerts/` in Parquet.
+/// The alert message (contract in `docs/architecture.md`, "Contracts"), also a row of
+/// `alerts/` in Parquet.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Alert {
     pub alert_id: String,

@@ -1,5 +1,6 @@
 //! The Parquet tables' rows: scores (window features + model outputs), alerts and labels.
-//! Column order and types are the contract in DESIGN.md; they are built here and only here.
+//! Column order and types are the contract (`docs/architecture.md`, "Contracts"); they are
+//! built here and only here.
 
 use std::sync::Arc;
 

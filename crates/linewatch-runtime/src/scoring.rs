@@ -70,7 +70,7 @@ impl ModelInputs {
 /// Model outputs for one window (all None before the first model).
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct RowScore {
-    /// The window's Hyvarinen score.
+    /// The window's anomaly score: the log-density drop from the training centre (nats).
     pub anomaly_score: Option<f64>,
     /// The serving model's alert threshold.
     pub threshold: Option<f64>,

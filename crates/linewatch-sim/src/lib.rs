@@ -3,7 +3,7 @@
 //! A [`Simulator`] plays one line of `N` machines (`m-000`, `m-001`, ...) in event time, with
 //! no I/O: the caller asks for the events up to some time with
 //! [`Simulator::next_events`] and sends them where it likes ([`SimEvent::to_json`] gives the
-//! reading and inspection messages of the contracts in `DESIGN.md`).
+//! reading and inspection messages of the contracts in `docs/architecture.md`, "Contracts").
 //!
 //! - **Normal operation.** Every machine samples its `C` channels every `interval_ms` (plus a
 //!   small jitter). Channel `j` is `level_j + scale_j * z_j` with

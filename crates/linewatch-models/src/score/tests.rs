@@ -190,8 +190,10 @@ fn p_values_are_uniform_on_a_known_distribution() {
 #[test]
 fn false_alarm_rate_on_fresh_samples_stays_near_nominal() {
     // A short history (400 rows) of a 20-D correlated Gaussian: on 20,000 fresh rows of the
-    // same law, the share over the 99 % threshold must stay within [0.3 %, 3 %] (nominal 1 %),
-    // where the old in-sample threshold of an over-fitted score gave tens of percent.
+    // same law, the share over the 99 % threshold must stay within [0.1 %, 3.3 %] (nominal 1 %),
+    // where the old in-sample threshold of an over-fitted score gave tens of percent. The band
+    // is that of the 4th largest of 400 calibration scores: its exceedance probability is
+    // Beta(4, 397), whose 0.1 % and 99.9 % quantiles are 0.11 % and 3.2 %.
     let d = 20;
     let l = ar1_chol(d, 0.7);
     let mu: Vec<f64> = (0..d).map(|j| j as f64).collect();
@@ -211,11 +213,11 @@ fn false_alarm_rate_on_fresh_samples_stays_near_nominal() {
     let fresh = gaussian_rows(20_000, &mu, &l, 77);
     let a = model.anomaly_scores(&fresh).unwrap();
     let rate = a.iter().filter(|s| **s > model.threshold()).count() as f64 / a.len() as f64;
-    assert!((0.003..=0.03).contains(&rate), "false-alarm rate {rate}");
+    assert!((0.001..=0.033).contains(&rate), "false-alarm rate {rate}");
     // The p-value rule at 1 % agrees.
     let p = model.p_values(&a);
     let rate_p = p.iter().filter(|v| **v <= 0.01).count() as f64 / p.len() as f64;
-    assert!((0.003..=0.03).contains(&rate_p), "p-value rate {rate_p}");
+    assert!((0.001..=0.033).contains(&rate_p), "p-value rate {rate_p}");
 }
 
 #[test]
