@@ -3,7 +3,8 @@
 
 use candle_core::{DType, Tensor};
 
-use super::{ScoreBatch, ScoreModel, clamp_rows, to_f64_rows};
+use super::fit::{clamp_rows, to_f64_rows};
+use super::{ScoreBatch, ScoreModel};
 use crate::error::{ModelError, Result};
 use crate::mlp::Directions;
 use crate::standardize::check_rows;
