@@ -200,6 +200,7 @@ fn options(
         csv,
         train_csv,
         sep: b',',
+        decimal: b'.',
         time_col: "timestamp".into(),
         label_col: label.into(),
         ignore_cols: Vec::new(),

@@ -231,7 +231,7 @@ pub struct ModelSection {
     /// Window statistics the models see, per channel (of mean, std, min, max, last, slope).
     /// `count` is never modelled (discrete: score matching needs a density). Default
     /// ["mean", "std", "slope"]: min, max and last are nearly collinear with mean and std
-    /// within a window, and near-singular directions dominate the Hyvarinen score.
+    /// within a window (near-singular directions of the covariance).
     pub stats: Vec<String>,
 }
 
@@ -492,8 +492,21 @@ impl PipelineConfig {
         self.retrain.models_dir.join(&self.pipeline.name)
     }
 
-    /// Checks every value; pure.
+    /// Checks every key; pure. The error names the key, the value and why.
     pub fn validate(&self) -> Result<(), ConfigError> {
+        self.validate_pipeline_and_kafka()?;
+        self.validate_decode_and_window()?;
+        self.validate_model()?;
+        self.validate_isotonic()?;
+        self.validate_alert_and_retrain()?;
+        self.validate_sink_and_http()?;
+        self.simulate
+            .validate()
+            .map_err(|e| invalid("simulate", e.to_string()))?;
+        Ok(())
+    }
+
+    fn validate_pipeline_and_kafka(&self) -> Result<(), ConfigError> {
         let name = &self.pipeline.name;
         if name.is_empty()
             || !name
@@ -506,54 +519,105 @@ impl PipelineConfig {
                 format!("{name:?}: use letters, digits, '-', '_' or '.' (it names a folder)"),
             ));
         }
-        if self.kafka.brokers.trim().is_empty() {
-            return Err(invalid("kafka.brokers", "empty"));
+        let k = &self.kafka;
+        if k.brokers.trim().is_empty() || k.brokers.split(',').any(|b| b.trim().is_empty()) {
+            return Err(invalid(
+                "kafka.brokers",
+                format!("{:?}: list host:port entries separated by ','", k.brokers),
+            ));
         }
-        if self.kafka.readings_topic.is_empty() {
-            return Err(invalid("kafka.readings_topic", "empty"));
+        if let Some(g) = &k.group_id
+            && g.trim().is_empty()
+        {
+            return Err(invalid(
+                "kafka.group_id",
+                format!("{g:?}: empty; leave the key out for linewatch-<pipeline.name>"),
+            ));
         }
-        if self.kafka.alerts_topic.is_empty() {
-            return Err(invalid("kafka.alerts_topic", "empty"));
+        topic_name("kafka.readings_topic", &k.readings_topic)?;
+        topic_name("kafka.alerts_topic", &k.alerts_topic)?;
+        if !k.inspections_topic.is_empty() {
+            topic_name("kafka.inspections_topic", &k.inspections_topic)?;
         }
-        if self.kafka.dlq_suffix.is_empty() {
+        if k.dlq_suffix.is_empty() {
             return Err(invalid(
                 "kafka.dlq_suffix",
-                "empty: dead letters would go back to the input topic",
+                "\"\": dead letters would go back to the input topic",
+            ));
+        }
+        for t in [&k.readings_topic, &k.inspections_topic] {
+            if !t.is_empty() {
+                topic_name("kafka.dlq_suffix", &format!("{t}{}", k.dlq_suffix))?;
+            }
+        }
+        if k.alerts_topic == k.readings_topic || k.alerts_topic == k.inspections_topic {
+            return Err(invalid(
+                "kafka.alerts_topic",
+                format!(
+                    "{:?}: the same topic as an input topic; alerts would be read back as input",
+                    k.alerts_topic
+                ),
+            ));
+        }
+        if k.inspections_topic == k.readings_topic {
+            return Err(invalid(
+                "kafka.inspections_topic",
+                format!(
+                    "{:?}: the same topic as kafka.readings_topic",
+                    k.inspections_topic
+                ),
+            ));
+        }
+        if k.ack_timeout.is_zero() {
+            return Err(invalid(
+                "kafka.ack_timeout",
+                "0s: must be positive (no acknowledgement could ever arrive in time)",
             ));
         }
         for key in ["group.id", "enable.auto.commit", "bootstrap.servers"] {
-            if self.kafka.properties.contains_key(key) {
+            if k.properties.contains_key(key) {
                 return Err(invalid(
                     "kafka.properties",
                     format!("{key:?} is set by linewatch itself; use the dedicated key"),
                 ));
             }
         }
-        if self.decode.max_message_bytes < 64 {
-            return Err(invalid("decode.max_message_bytes", "below 64 bytes"));
-        }
-        if self.decode.min_ts >= self.decode.max_ts {
-            return Err(invalid("decode.min_ts", "must be before decode.max_ts"));
-        }
-        let size = self.window.size.as_millis();
-        let slide = self.slide().as_millis();
-        if size == 0 {
-            return Err(invalid("window.size", "must be positive"));
-        }
-        if slide == 0 || slide > size || !size.is_multiple_of(slide) {
+        if let Some(key) = k.properties.keys().find(|p| p.trim().is_empty()) {
             return Err(invalid(
-                "window.slide",
-                format!("must divide window.size ({size} ms) and be positive, got {slide} ms"),
+                "kafka.properties",
+                format!("{key:?}: an empty property name"),
             ));
         }
-        if self.window.channels.is_empty() {
+        Ok(())
+    }
+
+    fn validate_decode_and_window(&self) -> Result<(), ConfigError> {
+        let d = &self.decode;
+        if d.max_message_bytes < 64 {
+            return Err(invalid(
+                "decode.max_message_bytes",
+                format!("{}: below 64 bytes", d.max_message_bytes),
+            ));
+        }
+        if d.min_ts >= d.max_ts {
+            return Err(invalid(
+                "decode.min_ts",
+                format!(
+                    "{}: must be before decode.max_ts ({})",
+                    d.min_ts.to_rfc3339(),
+                    d.max_ts.to_rfc3339()
+                ),
+            ));
+        }
+        let w = &self.window;
+        if w.channels.is_empty() {
             return Err(invalid(
                 "window.channels",
-                "list the channels to turn into features",
+                "[]: list the channels to turn into features",
             ));
         }
         let mut seen = std::collections::HashSet::new();
-        for c in &self.window.channels {
+        for c in &w.channels {
             if c.is_empty() || !seen.insert(c) {
                 return Err(invalid(
                     "window.channels",
@@ -561,119 +625,297 @@ impl PipelineConfig {
                 ));
             }
         }
-        if self
-            .model
-            .hidden
-            .as_ref()
-            .is_some_and(|h| h.is_empty() || h.contains(&0))
-        {
-            return Err(invalid("model.hidden", "needs at least one positive width"));
-        }
-        if !(2..=3).contains(&self.model.power) {
-            return Err(invalid("model.power", "RePU power must be 2 or 3"));
-        }
-        if !(0.5..1.0).contains(&self.model.threshold_quantile) {
-            return Err(invalid("model.threshold_quantile", "must be in [0.5, 1)"));
-        }
-        if let Some(a) = self.model.shrinkage
-            && !(0.0..=1.0).contains(&a)
-        {
+        if d.max_channels < w.channels.len() {
             return Err(invalid(
-                "model.shrinkage",
-                format!("{a}: must be in [0, 1]"),
+                "decode.max_channels",
+                format!(
+                    "{}: a reading with the {} channels of window.channels would be \
+                     dead-lettered; must be at least {}",
+                    d.max_channels,
+                    w.channels.len(),
+                    w.channels.len().max(1)
+                ),
             ));
         }
-        if self.model.calibration_folds < 2 {
-            return Err(invalid("model.calibration_folds", "must be >= 2"));
-        }
-        if !(0.05..=0.5).contains(&self.model.holdout_fraction) {
-            return Err(invalid("model.holdout_fraction", "must be in [0.05, 0.5]"));
-        }
-        if self.model.batch_size == 0 || self.model.epochs == 0 {
+        let ms = |v: Duration| u64::try_from(v.as_millis()).unwrap_or(u64::MAX);
+        let size = ms(w.size);
+        let slide = ms(self.slide());
+        if size == 0 {
             return Err(invalid(
-                "model.batch_size",
-                "batch_size and epochs must be positive",
+                "window.size",
+                format!("{:?}: must be at least 1 ms", w.size),
             ));
         }
-        if !(self.model.learning_rate > 0.0 && self.model.learning_rate.is_finite()) {
-            return Err(invalid("model.learning_rate", "must be positive"));
+        if slide == 0 || slide > size || !size.is_multiple_of(slide) {
+            return Err(invalid(
+                "window.slide",
+                format!("must divide window.size ({size} ms) and be positive, got {slide} ms"),
+            ));
         }
-        if !(2..=64).contains(&self.model.quadrature_nodes) {
-            return Err(invalid("model.quadrature_nodes", "must be in 2..=64"));
+        let wc = linewatch_window::WindowConfig::hopping(
+            size,
+            slide,
+            ms(w.allowed_lateness),
+            ms(w.idle_timeout),
+        );
+        if let Err(e) = wc.validate() {
+            use linewatch_window::ConfigError as W;
+            let key = match &e {
+                W::TooLong { field, .. } if *field == "allowed_lateness_ms" => {
+                    "window.allowed_lateness"
+                }
+                W::TooLong { field, .. } if *field == "idle_timeout_ms" => "window.idle_timeout",
+                W::TooLong { .. } | W::ZeroSize => "window.size",
+                W::ZeroIdleTimeout => "window.idle_timeout",
+                _ => "window.slide",
+            };
+            return Err(invalid(key, e.to_string()));
         }
-        if self
-            .model
-            .device
-            .parse::<linewatch_models::DeviceSpec>()
-            .is_err()
+        Ok(())
+    }
+
+    fn validate_model(&self) -> Result<(), ConfigError> {
+        let m = &self.model;
+        if let Some(h) = &m.hidden
+            && (h.is_empty() || h.contains(&0))
         {
+            return Err(invalid(
+                "model.hidden",
+                format!("{h:?}: needs at least one layer, every width positive"),
+            ));
+        }
+        if !(2..=3).contains(&m.power) {
+            return Err(invalid(
+                "model.power",
+                format!("{}: RePU power must be 2 or 3", m.power),
+            ));
+        }
+        at_least_one(
+            "model.projections",
+            m.projections,
+            "sliced score matching needs at least one random projection per row",
+        )?;
+        at_least_one("model.epochs", m.epochs, "no model would ever be trained")?;
+        at_least_one("model.batch_size", m.batch_size, "a minibatch needs rows")?;
+        at_least_one(
+            "model.patience",
+            m.patience,
+            "training would stop at the first epoch without improvement",
+        )?;
+        if !(m.learning_rate > 0.0 && m.learning_rate.is_finite()) {
+            return Err(invalid(
+                "model.learning_rate",
+                format!("{}: must be a finite number > 0", m.learning_rate),
+            ));
+        }
+        if !(m.weight_decay >= 0.0 && m.weight_decay.is_finite()) {
+            return Err(invalid(
+                "model.weight_decay",
+                format!(
+                    "{}: must be a finite number >= 0 (training rejects anything else, so no \
+                     model would ever be trained)",
+                    m.weight_decay
+                ),
+            ));
+        }
+        fraction("model.holdout_fraction", m.holdout_fraction, 0.05, 0.5)?;
+        if !(0.5..1.0).contains(&m.threshold_quantile) {
+            return Err(invalid(
+                "model.threshold_quantile",
+                format!("{}: must be in [0.5, 1)", m.threshold_quantile),
+            ));
+        }
+        if let Some(a) = m.shrinkage {
+            fraction("model.shrinkage", a, 0.0, 1.0)?;
+        }
+        if m.calibration_folds < 2 {
+            return Err(invalid(
+                "model.calibration_folds",
+                format!("{}: must be >= 2", m.calibration_folds),
+            ));
+        }
+        if !(2..=64).contains(&m.quadrature_nodes) {
+            return Err(invalid(
+                "model.quadrature_nodes",
+                format!("{}: must be in 2..=64", m.quadrature_nodes),
+            ));
+        }
+        if m.device.parse::<linewatch_models::DeviceSpec>().is_err() {
             return Err(invalid(
                 "model.device",
-                format!("{:?}: use auto, cpu, cuda or cuda:N", self.model.device),
+                format!("{:?}: use auto, cpu, cuda or cuda:N", m.device),
             ));
         }
-        const MODEL_STATS: [&str; 6] = ["mean", "std", "min", "max", "last", "slope"];
-        if self.model.stats.is_empty()
-            || self
-                .model
-                .stats
+        let mut seen = std::collections::HashSet::new();
+        if m.stats.is_empty()
+            || m.stats
                 .iter()
-                .any(|s| !MODEL_STATS.contains(&s.as_str()))
+                .any(|s| !MODEL_STATS.contains(&s.as_str()) || !seen.insert(s))
         {
             return Err(invalid(
                 "model.stats",
-                format!("{:?}: choose from {MODEL_STATS:?}", self.model.stats),
+                format!(
+                    "{:?}: choose one or more of {MODEL_STATS:?}, each once",
+                    m.stats
+                ),
             ));
         }
-        if !(self.isotonic.lambda >= 0.0 && self.isotonic.lambda.is_finite()) {
-            return Err(invalid("isotonic.lambda", "must be a finite number >= 0"));
+        Ok(())
+    }
+
+    fn validate_isotonic(&self) -> Result<(), ConfigError> {
+        let iso = &self.isotonic;
+        if iso.hidden.contains(&0) {
+            return Err(invalid(
+                "isotonic.hidden",
+                format!("{:?}: every width must be positive", iso.hidden),
+            ));
         }
-        if let Some(a) = self.alert.p_value
-            && !(a > 0.0 && a <= 0.5)
+        if !(iso.lambda >= 0.0 && iso.lambda.is_finite()) {
+            return Err(invalid(
+                "isotonic.lambda",
+                format!("{}: must be a finite number >= 0", iso.lambda),
+            ));
+        }
+        at_least_one(
+            "isotonic.min_labels",
+            iso.min_labels,
+            "the model would be trained on no labels",
+        )?;
+        at_least_one(
+            "isotonic.min_positives",
+            iso.min_positives,
+            "a defect probability needs defective labels",
+        )?;
+        if iso.min_positives > iso.min_labels {
+            return Err(invalid(
+                "isotonic.min_positives",
+                format!(
+                    "{}: more than isotonic.min_labels ({})",
+                    iso.min_positives, iso.min_labels
+                ),
+            ));
+        }
+        // The backtest's placeholder channel list (each CSV's columns are its channels).
+        let channels_listed = self.window.channels != [CHANNELS_FROM_DATA];
+        let mut seen = std::collections::HashSet::new();
+        for (i, c) in iso.covariates.iter().enumerate() {
+            let f = &c.feature;
+            let why = |msg: String| invalid("isotonic.covariates", format!("[{i}] {f:?}: {msg}"));
+            let Some((channel, stat)) = f.rsplit_once(linewatch_window::FEATURE_SEPARATOR) else {
+                return Err(why(
+                    "not a feature name: name one as <channel>__<stat>, e.g. \"temp_c__mean\""
+                        .into(),
+                ));
+            };
+            if !seen.insert(f) {
+                return Err(why("listed twice".into()));
+            }
+            if channels_listed && !self.window.channels.iter().any(|w| w == channel) {
+                return Err(why(format!(
+                    "no such feature: channel {channel:?} is not in window.channels {:?}",
+                    self.window.channels
+                )));
+            }
+            if !self.model.stats.iter().any(|s| s == stat) {
+                return Err(why(format!(
+                    "the model does not see this feature: statistic {stat:?} is not in \
+                     model.stats {:?}",
+                    self.model.stats
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    fn validate_alert_and_retrain(&self) -> Result<(), ConfigError> {
+        let a = &self.alert;
+        if let Some(p) = a.p_value
+            && !(p > 0.0 && p <= 0.5)
         {
             return Err(invalid(
                 "alert.p_value",
-                format!("{a}: must be in (0, 0.5]"),
+                format!("{p}: must be in (0, 0.5]"),
             ));
         }
-        if self.alert.open_after == 0 || self.alert.resolve_after == 0 {
+        if a.open_after == 0 {
             return Err(invalid(
                 "alert.open_after",
-                "open_after and resolve_after must be >= 1",
+                "0: must be >= 1 (windows over the threshold that open an alert)",
             ));
         }
-        if self.retrain.every.is_zero() {
-            return Err(invalid("retrain.every", "must be positive"));
+        if a.resolve_after == 0 {
+            return Err(invalid(
+                "alert.resolve_after",
+                "0: must be >= 1 (windows under the threshold that resolve an alert)",
+            ));
         }
-        if self.retrain.min_windows < 20 {
-            return Err(invalid("retrain.min_windows", "needs at least 20 windows"));
+        at_least_one(
+            "alert.top_features",
+            a.top_features,
+            "alerts would name no feature",
+        )?;
+        let r = &self.retrain;
+        if r.every.is_zero() {
+            return Err(invalid("retrain.every", "0s: must be positive"));
         }
-        if self.retrain.max_rows < self.retrain.min_windows {
+        if r.min_windows < 20 {
+            return Err(invalid(
+                "retrain.min_windows",
+                format!("{}: needs at least 20 windows", r.min_windows),
+            ));
+        }
+        if r.max_rows < r.min_windows {
             return Err(invalid(
                 "retrain.max_rows",
-                "smaller than retrain.min_windows",
+                format!(
+                    "{}: smaller than retrain.min_windows ({})",
+                    r.max_rows, r.min_windows
+                ),
             ));
         }
-        if !(self.retrain.max_regression >= 0.0 && self.retrain.max_regression.is_finite()) {
-            return Err(invalid("retrain.max_regression", "must be >= 0"));
-        }
-        if !(0.05..=0.5).contains(&self.retrain.validation_fraction) {
+        if !(r.max_regression >= 0.0 && r.max_regression.is_finite()) {
             return Err(invalid(
-                "retrain.validation_fraction",
-                "must be in [0.05, 0.5]",
+                "retrain.max_regression",
+                format!("{}: must be a finite number >= 0", r.max_regression),
             ));
         }
-        if self.sink.max_rows == 0 || self.sink.max_bytes == 0 || self.sink.max_age.is_zero() {
+        fraction(
+            "retrain.validation_fraction",
+            r.validation_fraction,
+            0.05,
+            0.5,
+        )?;
+        if r.models_dir.as_os_str().is_empty() {
+            return Err(invalid("retrain.models_dir", "\"\": name a folder"));
+        }
+        Ok(())
+    }
+
+    fn validate_sink_and_http(&self) -> Result<(), ConfigError> {
+        let s = &self.sink;
+        if s.out.as_os_str().is_empty() {
+            return Err(invalid("sink.out", "\"\": name a folder"));
+        }
+        at_least_one("sink.max_rows", s.max_rows, "a file would never hold a row")?;
+        at_least_one(
+            "sink.max_bytes",
+            s.max_bytes,
+            "a file would never hold a row",
+        )?;
+        if s.max_age.is_zero() {
+            return Err(invalid("sink.max_age", "0s: must be positive"));
+        }
+        at_least_one(
+            "sink.row_group_rows",
+            s.row_group_rows,
+            "a row group needs rows",
+        )?;
+        if !(1..=22).contains(&s.zstd_level) {
             return Err(invalid(
-                "sink.max_rows",
-                "max_rows, max_bytes and max_age must be positive",
+                "sink.zstd_level",
+                format!("{}: zstd levels are 1..=22", s.zstd_level),
             ));
-        }
-        if self.sink.row_group_rows == 0 {
-            return Err(invalid("sink.row_group_rows", "must be positive"));
-        }
-        if !(1..=22).contains(&self.sink.zstd_level) {
-            return Err(invalid("sink.zstd_level", "zstd levels are 1..=22"));
         }
         if !self.http.listen.is_empty() && self.http.listen.parse::<std::net::SocketAddr>().is_err()
         {
@@ -684,6 +926,42 @@ impl PipelineConfig {
         }
         Ok(())
     }
+}
+
+/// The window statistics a model may see (`count` is never modelled).
+const MODEL_STATS: [&str; 6] = ["mean", "std", "min", "max", "last", "slope"];
+
+/// The `window.channels` placeholder that `backtest::load_config` puts in when a pipeline file
+/// lists none (the backtest takes the channels from each CSV).
+pub(crate) const CHANNELS_FROM_DATA: &str = "from-csv";
+
+fn at_least_one(key: &'static str, v: usize, why: &str) -> Result<(), ConfigError> {
+    if v == 0 {
+        return Err(invalid(key, format!("0: must be at least 1 ({why})")));
+    }
+    Ok(())
+}
+
+/// `v` in `[lo, hi]` (NaN is outside).
+fn fraction(key: &'static str, v: f64, lo: f64, hi: f64) -> Result<(), ConfigError> {
+    if !(lo..=hi).contains(&v) {
+        return Err(invalid(key, format!("{v}: must be in [{lo}, {hi}]")));
+    }
+    Ok(())
+}
+
+/// A Kafka topic name: 1 to 249 of `[A-Za-z0-9._-]`, not `.` or `..`.
+fn topic_name(key: &'static str, t: &str) -> Result<(), ConfigError> {
+    let legal = |c: char| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-');
+    if t.is_empty() || t.len() > 249 || t == "." || t == ".." || !t.chars().all(legal) {
+        return Err(invalid(
+            key,
+            format!(
+                "topic {t:?}: a Kafka topic name is 1 to 249 of letters, digits, '.', '_' and '-'"
+            ),
+        ));
+    }
+    Ok(())
 }
 
 /// Applies `LINEWATCH__A__B=v` (and `LINEWATCH_BROKERS`) to the parsed tree.
@@ -865,6 +1143,139 @@ mod tests {
                 .to_string();
             assert!(err.contains(key), "{text:?} -> {err}");
         }
+    }
+
+    /// The key of a validation error, or the whole error when it is of another kind.
+    fn invalid_key(text: &str) -> String {
+        match PipelineConfig::from_toml_with_env(text, "t", env(&[])) {
+            Err(ConfigError::Invalid { key, message }) => {
+                assert!(!message.is_empty());
+                key.to_string()
+            }
+            Err(e) => format!("not a validation error: {e}"),
+            Ok(_) => "accepted".to_string(),
+        }
+    }
+
+    #[test]
+    fn every_setting_that_would_do_nothing_or_worse_is_named() {
+        let cases = [
+            ("[isotonic]\nhidden = [0]", "isotonic.hidden"),
+            ("[isotonic]\nhidden = [32, 0]", "isotonic.hidden"),
+            ("[model]\nweight_decay = -1", "model.weight_decay"),
+            ("[model]\nweight_decay = nan", "model.weight_decay"),
+            ("[model]\nprojections = 0", "model.projections"),
+            ("[decode]\nmax_channels = 0", "decode.max_channels"),
+            ("[decode]\nmax_channels = 1", "decode.max_channels"),
+            (
+                "[decode]\nmax_message_bytes = 10",
+                "decode.max_message_bytes",
+            ),
+            ("[model]\nhidden = [0]", "model.hidden"),
+            ("[model]\nepochs = 0", "model.epochs"),
+            ("[model]\nbatch_size = 0", "model.batch_size"),
+            ("[model]\npatience = 0", "model.patience"),
+            ("[model]\nlearning_rate = 0.0", "model.learning_rate"),
+            ("[model]\nholdout_fraction = 0.9", "model.holdout_fraction"),
+            (
+                "[model]\nthreshold_quantile = 1.0",
+                "model.threshold_quantile",
+            ),
+            ("[model]\nshrinkage = 1.5", "model.shrinkage"),
+            ("[model]\ncalibration_folds = 1", "model.calibration_folds"),
+            ("[model]\nquadrature_nodes = 1", "model.quadrature_nodes"),
+            ("[model]\nstats = [\"mean\", \"mean\"]", "model.stats"),
+            ("[model]\nstats = [\"count\"]", "model.stats"),
+            ("[isotonic]\nlambda = -1.0", "isotonic.lambda"),
+            ("[isotonic]\nmin_labels = 0", "isotonic.min_labels"),
+            ("[isotonic]\nmin_positives = 0", "isotonic.min_positives"),
+            (
+                "[isotonic]\nmin_labels = 5\nmin_positives = 10",
+                "isotonic.min_positives",
+            ),
+            ("[alert]\nopen_after = 0", "alert.open_after"),
+            ("[alert]\nresolve_after = 0", "alert.resolve_after"),
+            ("[alert]\ntop_features = 0", "alert.top_features"),
+            ("[alert]\np_value = 0.9", "alert.p_value"),
+            ("[retrain]\nevery = \"0s\"", "retrain.every"),
+            ("[retrain]\nmin_windows = 5", "retrain.min_windows"),
+            ("[retrain]\nmax_rows = 100", "retrain.max_rows"),
+            ("[retrain]\nmax_regression = -0.5", "retrain.max_regression"),
+            (
+                "[retrain]\nvalidation_fraction = 0.0",
+                "retrain.validation_fraction",
+            ),
+            ("[retrain]\nmodels_dir = \"\"", "retrain.models_dir"),
+            ("[sink]\nmax_rows = 0", "sink.max_rows"),
+            ("[sink]\nmax_bytes = 0", "sink.max_bytes"),
+            ("[sink]\nmax_age = \"0s\"", "sink.max_age"),
+            ("[sink]\nrow_group_rows = 0", "sink.row_group_rows"),
+            ("[sink]\nzstd_level = 0", "sink.zstd_level"),
+            ("[sink]\nout = \"\"", "sink.out"),
+            ("[kafka]\nack_timeout = \"0s\"", "kafka.ack_timeout"),
+            ("[kafka]\ngroup_id = \"\"", "kafka.group_id"),
+            ("[kafka]\nbrokers = \"k1:9092,\"", "kafka.brokers"),
+            ("[kafka]\nalerts_topic = \"readings\"", "kafka.alerts_topic"),
+            (
+                "[kafka]\nreadings_topic = \"my topic\"",
+                "kafka.readings_topic",
+            ),
+            ("[kafka]\ndlq_suffix = \"/dlq\"", "kafka.dlq_suffix"),
+            ("[window]\nidle_timeout = \"0s\"", "window.idle_timeout"),
+            ("[window]\nsize = \"0s\"", "window.size"),
+            ("[window]\nsize = \"2000s\"\nslide = \"1s\"", "window.slide"),
+            ("[simulate]\nmachines = 0", "simulate"),
+        ];
+        let channels = "channels = [\"temp_c\", \"vib_rms\"]";
+        for (section, key) in cases {
+            let text = if section.starts_with("[window]") {
+                format!("{section}\n{channels}\n")
+            } else {
+                format!("[window]\n{channels}\n{section}\n")
+            };
+            assert_eq!(invalid_key(&text), key, "{section}");
+        }
+    }
+
+    #[test]
+    fn a_covariate_must_name_a_feature_the_model_sees() {
+        let with = |feature: &str, extra: &str| {
+            format!(
+                "{MINIMAL}\n{extra}\n[isotonic]\ncovariates = [{{ feature = \"{feature}\", \
+                 monotone = \"increasing\" }}]\n"
+            )
+        };
+        let message = |text: &str| match PipelineConfig::from_toml_with_env(text, "t", env(&[])) {
+            Err(ConfigError::Invalid { key, message }) => {
+                assert_eq!(key, "isotonic.covariates", "{message}");
+                message
+            }
+            other => panic!("{text}: {other:?}"),
+        };
+        // A channel that is not in window.channels: the feature does not exist.
+        let m = message(&with("temp__mean", ""));
+        assert!(m.contains("\"temp__mean\""), "{m}");
+        assert!(m.contains("window.channels"), "{m}");
+        // A statistic the model does not see (default stats: mean, std, slope).
+        let m = message(&with("temp_c__last", ""));
+        assert!(m.contains("\"temp_c__last\""), "{m}");
+        assert!(m.contains("model.stats"), "{m}");
+        // Not a feature name at all.
+        let m = message(&with("temp_c", ""));
+        assert!(m.contains("<channel>__<stat>"), "{m}");
+        // With the statistic in model.stats, or a default one, it is accepted.
+        let ok = with("temp_c__last", "[model]\nstats = [\"mean\", \"last\"]");
+        PipelineConfig::from_toml_with_env(&ok, "t", env(&[])).unwrap();
+        PipelineConfig::from_toml_with_env(&with("vib_rms__std", ""), "t", env(&[])).unwrap();
+        // The backtest's placeholder list: channels come from the CSV, the stat still counts.
+        let placeholder = |f: &str| {
+            format!(
+                "[window]\nchannels = [\"{CHANNELS_FROM_DATA}\"]\n[isotonic]\n\
+                 covariates = [{{ feature = \"{f}\" }}]\n"
+            )
+        };
+        PipelineConfig::from_toml_with_env(&placeholder("x__mean"), "t", env(&[])).unwrap();
+        assert_eq!(invalid_key(&placeholder("x__last")), "isotonic.covariates");
     }
 
     #[test]

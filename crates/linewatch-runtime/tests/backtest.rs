@@ -79,6 +79,7 @@ fn options(csv: Vec<PathBuf>, train: Vec<PathBuf>, out: PathBuf) -> BacktestOpti
         csv,
         train_csv: train,
         sep: b',',
+        decimal: b'.',
         time_col: "timestamp".into(),
         label_col: "label".into(),
         ignore_cols: Vec::new(),

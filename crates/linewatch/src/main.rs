@@ -86,6 +86,11 @@ struct BacktestArgs {
     /// Field separator.
     #[arg(long, default_value = ",")]
     sep: char,
+    /// Decimal mark of the sensor values: "." or "," (`70,125`; give another --sep, e.g.
+    /// ';'). Cells that are not numbers are counted per column; a column with no number, or
+    /// with more than 10 % of its non-empty cells not numbers, is an error naming it.
+    #[arg(long, default_value = ".")]
+    decimal: char,
     /// Time column: RFC 3339, "YYYY-MM-DD HH:MM:SS" (UTC) or epoch seconds/milliseconds.
     #[arg(long, default_value = "timestamp")]
     time_col: String,
@@ -254,10 +259,14 @@ fn backtest(a: BacktestArgs) -> anyhow::Result<()> {
     if !a.sep.is_ascii() {
         anyhow::bail!("--sep must be a single ASCII character");
     }
+    if !matches!(a.decimal, '.' | ',') {
+        anyhow::bail!("--decimal must be '.' or ','");
+    }
     let opts = BacktestOptions {
         csv: a.csv,
         train_csv: a.train_csv,
         sep: a.sep as u8,
+        decimal: a.decimal as u8,
         time_col: a.time_col,
         label_col: a.label_col,
         ignore_cols: a.ignore_col,

@@ -5,9 +5,13 @@ use std::path::Path;
 
 use anyhow::{Context as _, bail};
 
+use super::cells::{CellCounts, Tally};
+
 /// How the columns of a CSV file are read (from [`super::BacktestOptions`]).
 pub(super) struct CsvLayout<'a> {
     pub sep: u8,
+    /// Decimal mark of the sensor values: `b'.'` or `b','`.
+    pub decimal: u8,
     pub time_col: &'a str,
     pub label_col: &'a str,
     pub ignore_cols: &'a [String],
@@ -21,10 +25,12 @@ pub(super) struct Row {
     pub label: bool,
 }
 
-/// One parsed file: its sensor columns (in file order) and its rows (in time order).
+/// One parsed file: its sensor columns (in file order), its rows (in time order) and the
+/// counts of its sensor cells (values, missing, rejected by reason).
 pub(super) struct CsvFile {
     pub channels: Vec<String>,
     pub rows: Vec<Row>,
+    pub cells: CellCounts,
 }
 
 /// Parses a timestamp: RFC 3339, `YYYY-MM-DD HH:MM:SS[.fff]` (UTC), or epoch seconds / ms
@@ -54,16 +60,31 @@ pub fn parse_time(s: &str) -> Option<i64> {
     })
 }
 
-fn parse_label(s: &str) -> Option<bool> {
-    match s.trim().to_ascii_lowercase().as_str() {
+fn parse_label(s: &str, decimal: u8) -> Option<bool> {
+    let mut s = s.trim().to_ascii_lowercase();
+    if decimal == b',' {
+        s = s.replace(',', ".");
+    }
+    match s.as_str() {
         "1" | "1.0" | "true" | "yes" | "anomaly" => Some(true),
         "0" | "0.0" | "false" | "no" | "normal" | "" => Some(false),
         _ => None,
     }
 }
 
-/// Reads one file; rows are sorted by time (stable, so equal times keep file order).
+/// Reads one file; rows are sorted by time (stable, so equal times keep file order). Sensor
+/// cells are counted as values, missing or rejected (see [`super::cells`]); a column with no
+/// value, or with too many cells that are not numbers, is an error naming it.
 pub(super) fn read_csv(path: &Path, o: &CsvLayout<'_>) -> anyhow::Result<CsvFile> {
+    if !matches!(o.decimal, b'.' | b',') {
+        bail!("the decimal mark must be '.' or ','");
+    }
+    if o.decimal == o.sep {
+        bail!(
+            "the decimal mark {:?} is also the field separator: give another --sep (e.g. ';')",
+            o.decimal as char
+        );
+    }
     let mut rdr = csv::ReaderBuilder::new()
         .delimiter(o.sep)
         .trim(csv::Trim::All)
@@ -101,19 +122,30 @@ pub(super) fn read_csv(path: &Path, o: &CsvLayout<'_>) -> anyhow::Result<CsvFile
         .map(|&i| headers[i].to_string())
         .collect();
     let mut rows = Vec::new();
+    let mut tally = Tally::new(&channels);
     for (n, rec) in rdr.records().enumerate() {
         let rec = rec.with_context(|| format!("{} row {}", path.display(), n + 2))?;
+        let line = rec.position().map_or(n as u64 + 2, |p| p.line());
         let ts_text = rec.get(t_idx).unwrap_or_default().to_string();
         let ts_ms = parse_time(&ts_text)
             .with_context(|| format!("{} row {}: bad time {ts_text:?}", path.display(), n + 2))?;
-        let label = parse_label(rec.get(l_idx).unwrap_or_default())
-            .with_context(|| format!("{} row {}: bad label", path.display(), n + 2))?;
+        let label_text = rec.get(l_idx).unwrap_or_default();
+        let label = parse_label(label_text, o.decimal).with_context(|| {
+            format!(
+                "{} row {}: bad label {label_text:?} (use 1/0, true/false, yes/no or \
+                 anomaly/normal)",
+                path.display(),
+                n + 2
+            )
+        })?;
         let values = channel_idx
             .iter()
             .zip(&channels)
-            .filter_map(|(&i, name)| {
-                let v: f64 = rec.get(i)?.parse().ok()?;
-                v.is_finite().then(|| (name.clone(), v))
+            .enumerate()
+            .filter_map(|(col, (&i, name))| {
+                let text = rec.get(i).unwrap_or_default();
+                let v = tally.record(col, text, line, o.decimal)?;
+                Some((name.clone(), v))
             })
             .collect();
         rows.push(Row {
@@ -123,8 +155,13 @@ pub(super) fn read_csv(path: &Path, o: &CsvLayout<'_>) -> anyhow::Result<CsvFile
             label,
         });
     }
+    let cells = tally.finish(path, o.decimal)?;
     rows.sort_by_key(|r| r.ts_ms);
-    Ok(CsvFile { channels, rows })
+    Ok(CsvFile {
+        channels,
+        rows,
+        cells,
+    })
 }
 
 /// Checks that `file` has exactly the channel columns `expected` (in any order); the error

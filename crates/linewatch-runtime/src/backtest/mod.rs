@@ -15,6 +15,7 @@
 //! trained on nor scored: their rows get no score and no alert, and are counted
 //! (`partial_windows`, `unscored_rows`).
 
+mod cells;
 mod input;
 mod metrics;
 mod report;
@@ -31,6 +32,7 @@ use linewatch_window::{ChannelSet, FeatureSchema};
 
 use crate::config::PipelineConfig;
 use crate::scoring::ModelInputs;
+pub use cells::{CellCounts, CellSample, ColumnCells, MAX_UNPARSEABLE_SHARE, Rejected};
 pub use input::parse_time;
 use input::{CsvFile, CsvLayout, check_channels, csv_field, median_interval, read_csv};
 pub use linewatch_baseline::PcaConfig;
@@ -63,6 +65,8 @@ pub struct BacktestOptions {
     pub train_csv: Vec<PathBuf>,
     /// Field separator.
     pub sep: u8,
+    /// Decimal mark of the sensor values: `b'.'` or `b','` (`70,125`, with another `sep`).
+    pub decimal: u8,
     /// Time column.
     pub time_col: String,
     /// Label column (1 = anomalous row).
@@ -117,7 +121,9 @@ pub fn load_config(path: Option<&Path>) -> anyhow::Result<PipelineConfig> {
             // A placeholder for validation; the backtest takes the channels from the CSV.
             window.insert(
                 "channels".into(),
-                toml::Value::Array(vec![toml::Value::String("from-csv".into())]),
+                toml::Value::Array(vec![toml::Value::String(
+                    crate::config::CHANNELS_FROM_DATA.into(),
+                )]),
             );
         }
     }
@@ -133,6 +139,7 @@ impl BacktestOptions {
     fn layout(&self) -> CsvLayout<'_> {
         CsvLayout {
             sep: self.sep,
+            decimal: self.decimal,
             time_col: &self.time_col,
             label_col: &self.label_col,
             ignore_cols: &self.ignore_cols,
@@ -194,6 +201,7 @@ fn run_head_file(
     Ok(outcome(
         path,
         f.channels.clone(),
+        f.cells.clone(),
         interval,
         &g,
         head,
@@ -241,6 +249,7 @@ fn run_with_history(
             rows: f.rows.len(),
             windows: (train_rows.len() - before) / d,
             partial_windows: fw.partial_windows(),
+            cells: f.cells.clone(),
         });
     }
     let what = if o.train_csv.len() == 1 {
@@ -267,6 +276,7 @@ fn run_with_history(
         outcomes.push(outcome(
             path,
             f.channels,
+            f.cells,
             interval,
             &g,
             rows_total,
@@ -287,6 +297,7 @@ fn run_with_history(
 fn outcome(
     path: &Path,
     channels: Vec<String>,
+    cells: CellCounts,
     interval: i64,
     g: &Geometry,
     train_rows: usize,
@@ -298,6 +309,7 @@ fn outcome(
     let report = FileReport {
         file: file.clone(),
         channels,
+        cells,
         sampling_interval_ms: interval,
         window_ms: g.size_ms,
         slide_ms: g.slide_ms,
@@ -427,10 +439,17 @@ pub fn backtest(cfg: &PipelineConfig, o: &BacktestOptions) -> anyhow::Result<Bac
 
     let all_rows = || outcomes.iter().flat_map(|fo| fo.rows.iter());
     let [b, t2, spe] = baseline_metrics(all_rows);
+    let cells = CellCounts::pooled(
+        train
+            .iter()
+            .flat_map(|t| t.files.iter().map(|f| &f.cells))
+            .chain(outcomes.iter().map(|fo| &fo.report.cells)),
+    );
     let summary = BacktestSummary {
         metrics: metrics(all_rows().map(|r| (r.score, r.alert, r.label))),
         files: outcomes.len(),
         rows: all_rows().count(),
+        cells,
         train,
         baseline: BaselineSummary {
             explained_variance: o.baseline.explained_variance,

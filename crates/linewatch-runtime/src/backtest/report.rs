@@ -3,6 +3,7 @@
 use serde::Serialize;
 
 use super::Metrics;
+use super::cells::CellCounts;
 
 /// One scored file's experiment.
 #[derive(Debug, Clone, Serialize)]
@@ -11,6 +12,8 @@ pub struct FileReport {
     pub file: String,
     /// Its sensor columns (file order).
     pub channels: Vec<String>,
+    /// Its sensor cells: values, missing (empty) and rejected by reason, per column.
+    pub cells: CellCounts,
     /// Median step between its rows.
     pub sampling_interval_ms: i64,
     /// Window length.
@@ -86,6 +89,8 @@ pub struct TrainFile {
     pub windows: usize,
     /// Its partial windows (left out).
     pub partial_windows: usize,
+    /// Its sensor cells: values, missing (empty) and rejected by reason, per column.
+    pub cells: CellCounts,
 }
 
 /// The training history of a `--train-csv` run.
@@ -109,6 +114,9 @@ pub struct BacktestSummary {
     pub files: usize,
     /// Rows evaluated.
     pub rows: usize,
+    /// Sensor cells of every file read (training and scored): values, missing (empty) and
+    /// rejected by reason (`unparseable`, `non_finite`).
+    pub cells: CellCounts,
     /// The training history with `--train-csv` (null with the head split).
     pub train: Option<TrainReport>,
     /// The PCA baseline's figures.
