@@ -80,56 +80,7 @@ pub struct ScoreState {
     #[serde(with = "nonfinite")]
     pub residual_box: f64,
     /// Training summary.
-    pub summary: ScoreSummaryJson,
-}
-
-/// [`ScoreSummary`] with non-finite numbers written as strings.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ScoreSummaryJson {
-    #[serde(with = "nonfinite")]
-    held_out_loss: f64,
-    train_rows: usize,
-    held_out_rows: usize,
-    #[serde(with = "nonfinite")]
-    held_out_median_score: f64,
-    device: String,
-    residual: bool,
-    shrinkage: f64,
-    calibration_rows: usize,
-    effective_rows: f64,
-}
-
-impl From<&ScoreSummary> for ScoreSummaryJson {
-    fn from(s: &ScoreSummary) -> Self {
-        Self {
-            held_out_loss: s.held_out_loss,
-            train_rows: s.train_rows,
-            held_out_rows: s.held_out_rows,
-            held_out_median_score: s.held_out_median_score,
-            device: s.device.clone(),
-            residual: s.residual,
-            shrinkage: s.shrinkage,
-            calibration_rows: s.calibration_rows,
-            effective_rows: s.effective_rows,
-        }
-    }
-}
-
-impl From<&ScoreSummaryJson> for ScoreSummary {
-    fn from(s: &ScoreSummaryJson) -> Self {
-        Self {
-            held_out_loss: s.held_out_loss,
-            train_rows: s.train_rows,
-            held_out_rows: s.held_out_rows,
-            held_out_median_score: s.held_out_median_score,
-            device: s.device.clone(),
-            residual: s.residual,
-            shrinkage: s.shrinkage,
-            calibration_rows: s.calibration_rows,
-            effective_rows: s.effective_rows,
-        }
-    }
+    pub summary: ScoreSummary,
 }
 
 /// Isotonic-model part of the metadata.
@@ -192,7 +143,7 @@ pub struct ModelMeta {
 
 /// Serde for `f64` fields that may be NaN or infinite (JSON has no such numbers):
 /// finite numbers as numbers, others as `"nan"`, `"inf"`, `"-inf"`.
-mod nonfinite {
+pub(crate) mod nonfinite {
     use serde::{Deserialize, Deserializer, Serializer};
 
     pub fn serialize<S: Serializer>(v: &f64, s: S) -> Result<S::Ok, S::Error> {
@@ -364,7 +315,7 @@ impl ScoreModel {
             gaussian: self.gauss.clone(),
             calibration: self.calibration.clone(),
             residual_box: self.residual_box,
-            summary: ScoreSummaryJson::from(&self.summary),
+            summary: self.summary.clone(),
         });
         let tensors = match &self.net {
             Some(n) => n.named_tensors("score").into_iter().collect(),
@@ -427,7 +378,7 @@ impl ScoreModel {
             st.gaussian.clone(),
             net,
             meta.threshold,
-            ScoreSummary::from(&st.summary),
+            st.summary.clone(),
         )
         .map_err(|e| invalid(dir, e.to_string()))?;
         if st.residual_box.is_nan() || st.residual_box <= 0.0 {

@@ -275,16 +275,20 @@ impl ScoreBatch {
     }
 }
 
-/// Summary of the training run stored with the model.
+/// Summary of the training run stored with the model (in `model.json`; non-finite numbers
+/// as strings).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct ScoreSummary {
     /// Held-out ISM loss (whitened space) of the kept model.
+    #[serde(with = "crate::checkpoint::nonfinite")]
     pub held_out_loss: f64,
     /// Rows the kept model was fitted on.
     pub train_rows: usize,
     /// Rows of the newest contiguous block held out for model selection.
     pub held_out_rows: usize,
     /// Median calibration anomaly score.
+    #[serde(with = "crate::checkpoint::nonfinite")]
     pub held_out_median_score: f64,
     /// Device the model was trained on.
     pub device: String,
