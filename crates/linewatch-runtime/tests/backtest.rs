@@ -4,35 +4,23 @@
 #![allow(clippy::unwrap_used)]
 
 use std::fmt::Write as _;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
-use linewatch_runtime::backtest::{
-    self, BacktestOptions, BacktestSummary, PcaConfig, TrainSplit, load_config,
-};
+mod common;
+
+use common::{Gauss, options};
+use linewatch_runtime::backtest::{self, BacktestSummary, PcaConfig, TrainSplit, load_config};
 use linewatch_runtime::bench_detect::{DetectOptions, bench_detect};
 use linewatch_runtime::config::PipelineConfig;
+
+/// Model and alert settings from a pipeline file without a `[window] channels` list.
+fn config(dir: &Path) -> PipelineConfig {
+    common::config(dir, 60, "[alert]\nopen_after = 3\nresolve_after = 3\n")
+}
 
 /// Default windows: 12 samples, hop 1; the first 11 windows of a file are partial.
 const PARTIAL: usize = 11;
 const CHANNELS: [&str; 3] = ["a", "b", "c"];
-
-/// A small, deterministic Gaussian source (xorshift64* + Box-Muller).
-struct Gauss(u64);
-
-impl Gauss {
-    fn uniform(&mut self) -> f64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        let x = self.0.wrapping_mul(0x2545_f491_4f6c_dd1d);
-        ((x >> 11) as f64 + 0.5) / (1u64 << 53) as f64
-    }
-
-    fn normal(&mut self) -> f64 {
-        let (u, v) = (self.uniform(), self.uniform());
-        (-2.0 * u.ln()).sqrt() * (std::f64::consts::TAU * v).cos()
-    }
-}
 
 /// Writes `rows` rows of 3 correlated Gaussian channels, one per second; rows from
 /// `shift_from` on have `shift` added to channel `a` and label 1.
@@ -59,36 +47,6 @@ fn write_gaussian(
         writeln!(s, ",{}", u8::from(shifted)).unwrap();
     }
     std::fs::write(path, s).unwrap();
-}
-
-/// Model and alert settings from a pipeline file without a `[window] channels` list.
-fn config(dir: &Path) -> PipelineConfig {
-    let p = dir.join("bt.toml");
-    std::fs::write(
-        &p,
-        "[pipeline]\nname = \"bt\"\n[model]\nepochs = 60\ndevice = \"cpu\"\n[alert]\nopen_after = 3\nresolve_after = 3\n",
-    )
-    .unwrap();
-    let cfg = load_config(Some(&p)).unwrap();
-    assert_eq!(cfg.model.epochs, 60);
-    cfg
-}
-
-fn options(csv: Vec<PathBuf>, train: Vec<PathBuf>, out: PathBuf) -> BacktestOptions {
-    BacktestOptions {
-        csv,
-        train_csv: train,
-        sep: b',',
-        decimal: b'.',
-        time_col: "timestamp".into(),
-        label_col: "label".into(),
-        ignore_cols: Vec::new(),
-        split: None,
-        window_ms: None,
-        slide_ms: None,
-        baseline: PcaConfig::default(),
-        out,
-    }
 }
 
 /// rows.csv as (file, score, p_value, alert, baseline_alert, label) per row.

@@ -7,24 +7,22 @@
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
-use linewatch_runtime::backtest::{self, BacktestOptions, PcaConfig, TrainSplit, load_config};
+mod common;
+
+use common::Gauss;
+use linewatch_runtime::backtest::{self, BacktestOptions, TrainSplit};
 use linewatch_runtime::config::PipelineConfig;
 
-/// A small, deterministic Gaussian source (xorshift64* + Box-Muller).
-struct Gauss(u64);
+fn config(dir: &Path) -> PipelineConfig {
+    common::config(dir, 40, "")
+}
 
-impl Gauss {
-    fn uniform(&mut self) -> f64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        let x = self.0.wrapping_mul(0x2545_f491_4f6c_dd1d);
-        ((x >> 11) as f64 + 0.5) / (1u64 << 53) as f64
-    }
-
-    fn normal(&mut self) -> f64 {
-        let (u, v) = (self.uniform(), self.uniform());
-        (-2.0 * u.ln()).sqrt() * (std::f64::consts::TAU * v).cos()
+fn options(csv: PathBuf, sep: u8, decimal: u8, out: PathBuf) -> BacktestOptions {
+    BacktestOptions {
+        sep,
+        decimal,
+        split: Some(TrainSplit::Rows(200)),
+        ..common::options(vec![csv], Vec::new(), out)
     }
 }
 
@@ -72,33 +70,6 @@ fn write_file(path: &Path, sep: char, decimal: char, rejected: bool, extra: Opti
         s.push('\n');
     }
     std::fs::write(path, s).unwrap();
-}
-
-fn config(dir: &Path) -> PipelineConfig {
-    let p = dir.join("bt.toml");
-    std::fs::write(
-        &p,
-        "[pipeline]\nname = \"bt\"\n[model]\nepochs = 40\ndevice = \"cpu\"\n",
-    )
-    .unwrap();
-    load_config(Some(&p)).unwrap()
-}
-
-fn options(csv: PathBuf, sep: u8, decimal: u8, out: PathBuf) -> BacktestOptions {
-    BacktestOptions {
-        csv: vec![csv],
-        train_csv: Vec::new(),
-        sep,
-        decimal,
-        time_col: "timestamp".into(),
-        label_col: "label".into(),
-        ignore_cols: Vec::new(),
-        split: Some(TrainSplit::Rows(200)),
-        window_ms: None,
-        slide_ms: None,
-        baseline: PcaConfig::default(),
-        out,
-    }
 }
 
 #[test]
