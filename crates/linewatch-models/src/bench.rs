@@ -18,7 +18,6 @@
 
 use std::time::Instant;
 
-use candle_core::Device;
 use serde::{Deserialize, Serialize};
 
 use crate::error::Result;
@@ -46,6 +45,9 @@ pub struct BenchOptions {
     pub quality_only: bool,
     /// Rows scored per timing run.
     pub score_rows: usize,
+    /// Device of every run (`cpu`, `cuda`, `cuda:N`, `auto`); the data is generated on the
+    /// host either way.
+    pub device: crate::device::DeviceSpec,
 }
 
 impl Default for BenchOptions {
@@ -64,6 +66,7 @@ impl Default for BenchOptions {
             speed_only: false,
             quality_only: false,
             score_rows: 100_000,
+            device: crate::device::DeviceSpec::Cpu,
         }
     }
 }
@@ -320,7 +323,7 @@ fn time_best<F: FnMut() -> Result<()>>(reps: usize, mut f: F) -> Result<f64> {
 /// Runs the model benchmark on the CPU.
 pub fn bench_models(opts: &BenchOptions) -> Result<BenchReport> {
     let started = Instant::now();
-    let dev = Device::Cpu;
+    let dev = opts.device.resolve()?;
     let mut rep = BenchReport {
         threads: candle_core::utils::get_num_threads(),
         ..Default::default()

@@ -224,7 +224,11 @@ struct DemoArgs {
 #[derive(Debug, Subcommand)]
 enum BenchCommand {
     /// Model quality against ground truth and speed; the last line is one JSON object.
-    Models,
+    Models {
+        /// Device of every run: cpu, cuda, cuda:N or auto.
+        #[arg(long, default_value = "cpu")]
+        device: String,
+    },
     /// Detection quality on a data folder (TEP false alarms and detection per fault, NAB F1
     /// and PR-AUC), model and PCA baseline; the last line is one JSON object.
     Detect(DetectArgs),
@@ -248,7 +252,7 @@ fn main() -> anyhow::Result<()> {
         Command::Backtest(a) => backtest(a),
         Command::Train(a) => train(a),
         Command::Report(a) => report(a),
-        Command::Bench(BenchCommand::Models) => bench_models(),
+        Command::Bench(BenchCommand::Models { device }) => bench_models(&device),
         Command::Bench(BenchCommand::Detect(a)) => bench_detect(a),
     }
 }
@@ -520,8 +524,14 @@ fn fmt_opt(v: Option<f64>) -> String {
     v.map_or_else(|| "n/a".into(), |x| format!("{x:.3}"))
 }
 
-fn bench_models() -> anyhow::Result<()> {
-    let report = linewatch_models::bench::bench_models(&Default::default())?;
+fn bench_models(device: &str) -> anyhow::Result<()> {
+    let opts = linewatch_models::bench::BenchOptions {
+        device: device
+            .parse()
+            .map_err(|e| anyhow::anyhow!("--device {device:?}: {e}"))?,
+        ..Default::default()
+    };
+    let report = linewatch_models::bench::bench_models(&opts)?;
     println!("{}", serde_json::to_string(&report)?);
     Ok(())
 }
