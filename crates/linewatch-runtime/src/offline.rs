@@ -102,7 +102,7 @@ pub fn job_from_parquet(
             let ts = col::<TimestampMillisecondArray>(&b, "ts")?;
             let defect = col::<BooleanArray>(&b, "defect")?;
             for i in 0..b.num_rows() {
-                let start = ts.value(i).div_euclid(slide) * slide;
+                let start = linewatch_window::window_start(ts.value(i), slide);
                 if let Some(f) = index.get(&(machine.value(i), start)) {
                     labelled.push(LabelledRow {
                         features: (*f).clone(),

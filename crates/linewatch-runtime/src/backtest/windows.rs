@@ -32,7 +32,7 @@ impl Geometry {
     /// alerted) by the window ending just after it.
     pub fn end_of(&self, ts_ms: i64) -> i64 {
         let slide = self.slide_ms as i64;
-        ts_ms - ts_ms.rem_euclid(slide) + slide
+        linewatch_window::window_start(ts_ms, slide) + slide
     }
 
     /// Windows that share readings with a given one: size / hop.

@@ -1,0 +1,292 @@
+//! The input sections: `[pipeline]`, `[kafka]`, `[decode]` and `[window]`, with their checks.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use super::{ConfigError, PipelineConfig, invalid, topic_name};
+
+/// `[pipeline]`
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PipelineSection {
+    /// Pipeline name: part of alert ids, of the models folder and of the default group id.
+    /// Default: "default".
+    pub name: String,
+}
+
+impl Default for PipelineSection {
+    fn default() -> Self {
+        Self {
+            name: "default".into(),
+        }
+    }
+}
+
+/// `[kafka]`
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct KafkaSection {
+    /// Bootstrap servers, comma separated. Default "127.0.0.1:9092"; env `LINEWATCH_BROKERS`.
+    pub brokers: String,
+    /// Consumer group id. Default: "linewatch-<pipeline name>".
+    pub group_id: Option<String>,
+    /// Topic of reading messages. Default "readings".
+    pub readings_topic: String,
+    /// Topic of inspection labels. Default "inspections"; empty string = no labels.
+    pub inspections_topic: String,
+    /// Topic the alerts are produced to. Default "alerts".
+    pub alerts_topic: String,
+    /// Suffix of the dead-letter topic of each input topic. Default ".dlq".
+    pub dlq_suffix: String,
+    /// How long to wait for the broker to acknowledge alerts and dead letters. Default "30s".
+    #[serde(with = "humantime_serde")]
+    pub ack_timeout: Duration,
+    /// librdkafka properties passed through to every client (TLS, SASL, tuning), e.g.
+    /// `"security.protocol" = "SASL_SSL"`. Default: none.
+    pub properties: BTreeMap<String, String>,
+}
+
+impl Default for KafkaSection {
+    fn default() -> Self {
+        Self {
+            brokers: "127.0.0.1:9092".into(),
+            group_id: None,
+            readings_topic: "readings".into(),
+            inspections_topic: "inspections".into(),
+            alerts_topic: "alerts".into(),
+            dlq_suffix: ".dlq".into(),
+            ack_timeout: Duration::from_secs(30),
+            properties: BTreeMap::new(),
+        }
+    }
+}
+
+/// `[decode]`
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DecodeSection {
+    /// Largest message accepted, in bytes. Default 65536.
+    pub max_message_bytes: usize,
+    /// Earliest sane event time (RFC 3339). Default "2000-01-01T00:00:00Z".
+    pub min_ts: chrono::DateTime<chrono::Utc>,
+    /// Latest sane event time (RFC 3339). Default "2100-01-01T00:00:00Z".
+    pub max_ts: chrono::DateTime<chrono::Utc>,
+    /// Most channels in one reading. Default 256.
+    pub max_channels: usize,
+}
+
+impl Default for DecodeSection {
+    fn default() -> Self {
+        Self {
+            max_message_bytes: 64 * 1024,
+            min_ts: chrono::DateTime::from_timestamp(946_684_800, 0).unwrap_or_default(),
+            max_ts: chrono::DateTime::from_timestamp(4_102_444_800, 0).unwrap_or_default(),
+            max_channels: 256,
+        }
+    }
+}
+
+/// `[window]`
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WindowSection {
+    /// Window length in event time. Default "10s".
+    #[serde(with = "humantime_serde")]
+    pub size: Duration,
+    /// Hop between window starts; equal to `size` for tumbling windows. Default: `size`.
+    #[serde(with = "humantime_serde::option")]
+    pub slide: Option<Duration>,
+    /// How far behind a machine's newest reading a reading may arrive and still count.
+    /// Default "2s".
+    #[serde(with = "humantime_serde")]
+    pub allowed_lateness: Duration,
+    /// A machine silent this long (in event time of its partition) is flushed and evicted.
+    /// Default "5m".
+    #[serde(with = "humantime_serde")]
+    pub idle_timeout: Duration,
+    /// Channels that become features, in column order. Required (no default).
+    pub channels: Vec<String>,
+}
+
+impl Default for WindowSection {
+    fn default() -> Self {
+        Self {
+            size: Duration::from_secs(10),
+            slide: None,
+            allowed_lateness: Duration::from_secs(2),
+            idle_timeout: Duration::from_secs(300),
+            channels: Vec::new(),
+        }
+    }
+}
+impl PipelineConfig {
+    pub(super) fn validate_pipeline_and_kafka(&self) -> Result<(), ConfigError> {
+        let name = &self.pipeline.name;
+        if name.is_empty()
+            || !name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.')
+            || name.starts_with('.')
+        {
+            return Err(invalid(
+                "pipeline.name",
+                format!("{name:?}: use letters, digits, '-', '_' or '.' (it names a folder)"),
+            ));
+        }
+        let k = &self.kafka;
+        if k.brokers.trim().is_empty() || k.brokers.split(',').any(|b| b.trim().is_empty()) {
+            return Err(invalid(
+                "kafka.brokers",
+                format!("{:?}: list host:port entries separated by ','", k.brokers),
+            ));
+        }
+        if let Some(g) = &k.group_id
+            && g.trim().is_empty()
+        {
+            return Err(invalid(
+                "kafka.group_id",
+                format!("{g:?}: empty; leave the key out for linewatch-<pipeline.name>"),
+            ));
+        }
+        topic_name("kafka.readings_topic", &k.readings_topic)?;
+        topic_name("kafka.alerts_topic", &k.alerts_topic)?;
+        if !k.inspections_topic.is_empty() {
+            topic_name("kafka.inspections_topic", &k.inspections_topic)?;
+        }
+        if k.dlq_suffix.is_empty() {
+            return Err(invalid(
+                "kafka.dlq_suffix",
+                "\"\": dead letters would go back to the input topic",
+            ));
+        }
+        for t in [&k.readings_topic, &k.inspections_topic] {
+            if !t.is_empty() {
+                topic_name("kafka.dlq_suffix", &format!("{t}{}", k.dlq_suffix))?;
+            }
+        }
+        if k.alerts_topic == k.readings_topic || k.alerts_topic == k.inspections_topic {
+            return Err(invalid(
+                "kafka.alerts_topic",
+                format!(
+                    "{:?}: the same topic as an input topic; alerts would be read back as input",
+                    k.alerts_topic
+                ),
+            ));
+        }
+        if k.inspections_topic == k.readings_topic {
+            return Err(invalid(
+                "kafka.inspections_topic",
+                format!(
+                    "{:?}: the same topic as kafka.readings_topic",
+                    k.inspections_topic
+                ),
+            ));
+        }
+        if k.ack_timeout.is_zero() {
+            return Err(invalid(
+                "kafka.ack_timeout",
+                "0s: must be positive (no acknowledgement could ever arrive in time)",
+            ));
+        }
+        for key in ["group.id", "enable.auto.commit", "bootstrap.servers"] {
+            if k.properties.contains_key(key) {
+                return Err(invalid(
+                    "kafka.properties",
+                    format!("{key:?} is set by linewatch itself; use the dedicated key"),
+                ));
+            }
+        }
+        if let Some(key) = k.properties.keys().find(|p| p.trim().is_empty()) {
+            return Err(invalid(
+                "kafka.properties",
+                format!("{key:?}: an empty property name"),
+            ));
+        }
+        Ok(())
+    }
+
+    pub(super) fn validate_decode_and_window(&self) -> Result<(), ConfigError> {
+        let d = &self.decode;
+        if d.max_message_bytes < 64 {
+            return Err(invalid(
+                "decode.max_message_bytes",
+                format!("{}: below 64 bytes", d.max_message_bytes),
+            ));
+        }
+        if d.min_ts >= d.max_ts {
+            return Err(invalid(
+                "decode.min_ts",
+                format!(
+                    "{}: must be before decode.max_ts ({})",
+                    d.min_ts.to_rfc3339(),
+                    d.max_ts.to_rfc3339()
+                ),
+            ));
+        }
+        let w = &self.window;
+        if w.channels.is_empty() {
+            return Err(invalid(
+                "window.channels",
+                "[]: list the channels to turn into features",
+            ));
+        }
+        let mut seen = std::collections::HashSet::new();
+        for c in &w.channels {
+            if c.is_empty() || !seen.insert(c) {
+                return Err(invalid(
+                    "window.channels",
+                    format!("{c:?} is empty or listed twice"),
+                ));
+            }
+        }
+        if d.max_channels < w.channels.len() {
+            return Err(invalid(
+                "decode.max_channels",
+                format!(
+                    "{}: a reading with the {} channels of window.channels would be \
+                     dead-lettered; must be at least {}",
+                    d.max_channels,
+                    w.channels.len(),
+                    w.channels.len().max(1)
+                ),
+            ));
+        }
+        let ms = |v: Duration| u64::try_from(v.as_millis()).unwrap_or(u64::MAX);
+        let size = ms(w.size);
+        let slide = ms(self.slide());
+        if size == 0 {
+            return Err(invalid(
+                "window.size",
+                format!("{:?}: must be at least 1 ms", w.size),
+            ));
+        }
+        if slide == 0 || slide > size || !size.is_multiple_of(slide) {
+            return Err(invalid(
+                "window.slide",
+                format!("must divide window.size ({size} ms) and be positive, got {slide} ms"),
+            ));
+        }
+        let wc = linewatch_window::WindowConfig::hopping(
+            size,
+            slide,
+            ms(w.allowed_lateness),
+            ms(w.idle_timeout),
+        );
+        if let Err(e) = wc.validate() {
+            use linewatch_window::ConfigError as W;
+            let key = match &e {
+                W::TooLong { field, .. } if *field == "allowed_lateness_ms" => {
+                    "window.allowed_lateness"
+                }
+                W::TooLong { field, .. } if *field == "idle_timeout_ms" => "window.idle_timeout",
+                W::TooLong { .. } | W::ZeroSize => "window.size",
+                W::ZeroIdleTimeout => "window.idle_timeout",
+                _ => "window.slide",
+            };
+            return Err(invalid(key, e.to_string()));
+        }
+        Ok(())
+    }
+}
