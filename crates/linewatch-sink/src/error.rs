@@ -64,6 +64,29 @@ pub enum SinkError {
         row: usize,
     },
 
+    /// A line value cannot be one `line=<value>` path component: its encoding is longer
+    /// than [`MAX_PARTITION_VALUE_LEN`](crate::MAX_PARTITION_VALUE_LEN) bytes. The whole
+    /// `write_file` call fails (nothing is written under another name); not retryable.
+    #[error(
+        "table `{table}`: line {line:?} in column `{column}` (batch {batch} row {row}) cannot be \
+         a partition folder name: {source}"
+    )]
+    PartitionValueTooLong {
+        /// The table being written.
+        table: String,
+        /// The partition source column.
+        column: String,
+        /// The line value, whole.
+        line: String,
+        /// Batch index within the call.
+        batch: usize,
+        /// Row index within the batch.
+        row: usize,
+        /// The encoded length and the limit.
+        #[source]
+        source: crate::PartitionValueTooLong,
+    },
+
     /// A timestamp is outside the range of calendar dates.
     #[error("table `{table}`: timestamp {value} in column `{column}` is out of range")]
     TimestampOutOfRange {

@@ -16,7 +16,8 @@
 //! - Key-value metadata goes into each file's footer (the runtime keeps per-machine
 //!   progress there) and is read back cheaply with [`read_footer_metadata`].
 //! - [`RollPolicy`] is the pure decision of when buffered rows become a file.
-//! - [`sanitize_partition_value`] makes values from messages safe path components.
+//! - [`sanitize_partition_value`] makes values from messages safe path components that
+//!   decode back to exactly the value (or refuses one too long for a path component).
 //! - [`list_files`], [`read_all`] and [`read_file`] read tables back (recovery, tests,
 //!   tools).
 //!
@@ -47,7 +48,8 @@ pub use error::{Result, SinkError};
 pub use file_name::FileName;
 pub use roll::{DEFAULT_ROLL_MAX_AGE, DEFAULT_ROLL_MAX_BYTES, DEFAULT_ROLL_MAX_ROWS, RollPolicy};
 pub use sanitize::{
-    HIVE_NULL_PARTITION, MAX_PARTITION_VALUE_LEN, decode_partition_value, sanitize_partition_value,
+    HIVE_NULL_PARTITION, MAX_PARTITION_VALUE_LEN, PartitionValueTooLong, decode_partition_value,
+    sanitize_partition_value,
 };
 pub use table::{
     DEFAULT_LINE_COLUMN, DEFAULT_MAX_ROW_GROUP_ROWS, DEFAULT_ZSTD_LEVEL, FileInfo, ParquetTable,

@@ -410,7 +410,8 @@ fn hostile_line_names_stay_inside_the_table_root() {
         "%2E%2E",
         "__HIVE_DEFAULT_PARTITION__",
     ];
-    let long = "x/".repeat(300);
+    // Long but within one path component: 60 x 4 = 240 encoded bytes.
+    let long = "x/".repeat(60);
     let mut names: Vec<&str> = hostile.to_vec();
     names.push(&long);
     let rows = make_rows(names.len() * 3, &names, 1);
@@ -441,6 +442,78 @@ fn hostile_line_names_stay_inside_the_table_root() {
     // The rows keep their raw line value.
     let back = sort_rows(from_batches(&read_all(table.root()).unwrap()));
     assert_eq!(back, sort_rows(rows));
+}
+
+/// The `line=` folder value, percent-decoded as hive readers do.
+fn folder_line(path: &Path) -> String {
+    let dir = path
+        .parent()
+        .unwrap()
+        .file_name()
+        .unwrap()
+        .to_str()
+        .unwrap();
+    let value = dir.strip_prefix("line=").unwrap();
+    linewatch_sink::decode_partition_value(value).unwrap()
+}
+
+#[test]
+fn every_line_folder_decodes_to_the_exact_line_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let table = open(dir.path());
+    // 97 characters, 11 of them 2-byte: once cut and hashed, now kept whole.
+    let long = format!("Prüfstraße Nord — Härterei {}", "x".repeat(70));
+    assert_eq!(long.chars().count(), 97);
+    let longest = "日".repeat(83); // 249 bytes
+    let names = [
+        long.as_str(),
+        longest.as_str(),
+        "Line 3 / Halle (B+C), 50%",
+        "a.b..c.",
+        "ünïcödé",
+    ];
+    let rows = make_rows(names.len() * 2, &names, 1);
+    let written = table
+        .write_file(&[to_batch(&rows)], &FileName::new(0, 0, 9).unwrap(), &[])
+        .unwrap();
+    assert_eq!(written.len(), names.len());
+    let mut seen: Vec<String> = written.iter().map(|w| folder_line(&w.path)).collect();
+    seen.sort();
+    let mut want: Vec<String> = names.iter().map(|s| s.to_string()).collect();
+    want.sort();
+    assert_eq!(seen, want);
+    for w in &written {
+        let comp = w.path.parent().unwrap().file_name().unwrap();
+        assert!(comp.len() <= 255, "{comp:?}");
+    }
+}
+
+#[test]
+fn a_line_too_long_for_one_folder_name_fails_the_write_naming_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let table = open(dir.path());
+    let long = "ü".repeat(126); // 252 bytes > 250
+    let rows = make_rows(4, &["ok", long.as_str()], 1);
+    let e = table
+        .write_file(&[to_batch(&rows)], &FileName::new(0, 0, 3).unwrap(), &[])
+        .unwrap_err();
+    match &e {
+        linewatch_sink::SinkError::PartitionValueTooLong {
+            line,
+            column,
+            source,
+            ..
+        } => {
+            assert_eq!(line, &long);
+            assert_eq!(column, "line");
+            assert_eq!((source.encoded_bytes, source.max), (252, 250));
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(!e.is_retryable());
+    assert!(e.to_string().contains(&long), "{e}");
+    // Nothing was written under another name.
+    assert!(table.list_files().unwrap().is_empty());
 }
 
 #[test]

@@ -40,8 +40,9 @@ pub use batch::{
     DenseFeatures, FEATURE_SEPARATOR, FeatureSchema, N_KEY_COLUMNS,
 };
 pub use decode::{
-    DecodeError, DecodeLimits, Inspection, Reading, ReadingRef, YEAR_2000_MS, YEAR_2100_MS,
-    decode_inspection, decode_reading, decode_reading_ref,
+    DecodeError, DecodeLimits, Inspection, MAX_ABS_VALUE, MAX_LINE_PATH_BYTES, Reading, ReadingRef,
+    YEAR_2000_MS, YEAR_2100_MS, decode_inspection, decode_reading, decode_reading_ref,
+    line_path_len,
 };
 pub use features::{ChannelFeatures, Stat};
 pub use timestamp::parse_rfc3339_ms;

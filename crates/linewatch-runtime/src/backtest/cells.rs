@@ -6,6 +6,9 @@
 //!   rejected as `unparseable`;
 //! - a number that is not finite (`inf`, `nan`, `1e400`, which overflows to inf) is rejected as
 //!   `non_finite`;
+//! - a finite number whose magnitude exceeds what a window feature can hold (Float32, so
+//!   `|x| > f32::MAX` ≈ 3.4e38: `1e300`, an overflow sentinel some loggers write) is rejected
+//!   as `out_of_range`, never turned into an infinite or finite-looking feature;
 //! - a column with no value at all, or with more than [`MAX_UNPARSEABLE_SHARE`] of its
 //!   non-empty cells unparseable, is an error naming the column and showing a rejected cell.
 
@@ -31,7 +34,12 @@ pub(super) enum Cell {
     Unparseable,
     /// `inf`, `nan`, or a number beyond the range of f64.
     NonFinite,
+    /// A finite number beyond the range of the Float32 features (`|x| > f32::MAX`).
+    OutOfRange,
 }
+
+/// Largest magnitude a reading may have: the features are stored as Float32.
+pub(super) const MAX_ABS_VALUE: f64 = f32::MAX as f64;
 
 /// Reads one (trimmed) cell. `decimal` is the decimal mark: `b'.'`, or `b','` where a `.` in
 /// the cell makes it unparseable (it would be a thousands separator, not read).
@@ -48,7 +56,8 @@ pub(super) fn parse_cell(s: &str, decimal: u8) -> Cell {
         s.parse::<f64>()
     };
     match parsed {
-        Ok(v) if v.is_finite() => Cell::Value(v),
+        Ok(v) if v.is_finite() && v.abs() <= MAX_ABS_VALUE => Cell::Value(v),
+        Ok(v) if v.is_finite() => Cell::OutOfRange,
         Ok(_) => Cell::NonFinite,
         Err(_) => Cell::Unparseable,
     }
@@ -61,17 +70,20 @@ pub struct Rejected {
     pub unparseable: u64,
     /// Numbers that are not finite (`inf`, `nan`, beyond the range of f64).
     pub non_finite: u64,
+    /// Finite numbers beyond the range of the Float32 features (`|x| > f32::MAX`, e.g. `1e300`).
+    pub out_of_range: u64,
 }
 
 impl Rejected {
     /// All rejected cells.
     pub fn total(&self) -> u64 {
-        self.unparseable + self.non_finite
+        self.unparseable + self.non_finite + self.out_of_range
     }
 
     fn add(&mut self, o: &Rejected) {
         self.unparseable += o.unparseable;
         self.non_finite += o.non_finite;
+        self.out_of_range += o.out_of_range;
     }
 }
 
@@ -133,6 +145,7 @@ pub(super) struct Tally {
     columns: Vec<ColumnCells>,
     first_unparseable: Vec<Option<CellSample>>,
     first_non_finite: Vec<Option<CellSample>>,
+    first_out_of_range: Vec<Option<CellSample>>,
 }
 
 fn sample(line: u64, text: &str) -> CellSample {
@@ -155,6 +168,7 @@ impl Tally {
                 .collect(),
             first_unparseable: vec![None; names.len()],
             first_non_finite: vec![None; names.len()],
+            first_out_of_range: vec![None; names.len()],
         }
     }
 
@@ -175,6 +189,10 @@ impl Tally {
                 c.rejected.non_finite += 1;
                 self.first_non_finite[col].get_or_insert_with(|| sample(line, text));
             }
+            Cell::OutOfRange => {
+                c.rejected.out_of_range += 1;
+                self.first_out_of_range[col].get_or_insert_with(|| sample(line, text));
+            }
         }
         None
     }
@@ -189,9 +207,12 @@ impl Tally {
         let samples = self
             .first_unparseable
             .into_iter()
-            .zip(self.first_non_finite);
-        for (mut c, (unparseable, non_finite)) in self.columns.into_iter().zip(samples) {
-            c.sample = unparseable.or(non_finite);
+            .zip(self.first_non_finite)
+            .zip(self.first_out_of_range);
+        for (mut c, ((unparseable, non_finite), out_of_range)) in
+            self.columns.into_iter().zip(samples)
+        {
+            c.sample = unparseable.or(non_finite).or(out_of_range);
             out.values += c.values;
             out.missing += c.missing;
             out.rejected.add(&c.rejected);
@@ -220,9 +241,9 @@ impl Tally {
                     )
                 } else {
                     format!(
-                        "column {:?} has no finite value: all {non_empty} non-empty cells are \
-                         inf, nan or beyond the range of f64{e_g}",
-                        c.column
+                        "column {:?} has no finite value in range: all {non_empty} non-empty cells are \
+                         inf, nan or beyond the range of the Float32 features (|x| > {:e}){e_g}",
+                        c.column, MAX_ABS_VALUE
                     )
                 });
             } else if share > MAX_UNPARSEABLE_SHARE {
@@ -240,6 +261,7 @@ impl Tally {
                     column = %c.column,
                     unparseable = c.rejected.unparseable,
                     non_finite = c.rejected.non_finite,
+                    out_of_range = c.rejected.out_of_range,
                     sample = ?c.sample.as_ref().map(|s| &s.text),
                     line = ?c.sample.as_ref().map(|s| s.line),
                     "cells rejected; read as missing values"
@@ -276,6 +298,13 @@ mod tests {
         for s in ["inf", "-inf", "nan", "NaN", "Infinity", "1e400", "-1e400"] {
             assert_eq!(parse_cell(s, b'.'), Cell::NonFinite, "{s}");
         }
+        // Beyond the range of the Float32 features: rejected, never a feature.
+        for s in ["1e300", "-1e300", "3.5e38", "1e39"] {
+            assert_eq!(parse_cell(s, b'.'), Cell::OutOfRange, "{s}");
+        }
+        assert_eq!(parse_cell("1e6", b'.'), Cell::Value(1e6));
+        assert_eq!(parse_cell("3.4e38", b'.'), Cell::Value(3.4e38));
+        assert_eq!(parse_cell("1,5e300", b','), Cell::OutOfRange);
         assert_eq!(parse_cell("70,125", b','), Cell::Value(70.125));
         assert_eq!(parse_cell("-0,5", b','), Cell::Value(-0.5));
         assert_eq!(parse_cell("70", b','), Cell::Value(70.0));
@@ -304,7 +333,8 @@ mod tests {
             c.rejected,
             Rejected {
                 unparseable: 1,
-                non_finite: 2
+                non_finite: 2,
+                out_of_range: 0
             }
         );
         assert_eq!(c.columns.len(), 1);
@@ -313,6 +343,35 @@ mod tests {
         let pooled = CellCounts::pooled([&c, &c]);
         assert_eq!(pooled.rejected.non_finite, 4);
         assert!(pooled.columns.is_empty());
+    }
+
+    #[test]
+    fn values_beyond_the_feature_range_are_counted_as_out_of_range() {
+        // Normal data with three overflow sentinels: counted under their own reason, sampled.
+        let mut cells = vec!["70.1"; 20];
+        cells[5] = "1e300";
+        cells[9] = "1e300";
+        cells[14] = "-1e300";
+        cells.push("1e6");
+        let c = tally(&cells).unwrap();
+        assert_eq!(c.values, 18);
+        assert_eq!(
+            c.rejected,
+            Rejected {
+                unparseable: 0,
+                non_finite: 0,
+                out_of_range: 3
+            }
+        );
+        assert_eq!(c.rejected.total(), 3);
+        let s = c.columns[0].sample.clone().unwrap();
+        assert_eq!((s.line, s.text.as_str()), (7, "1e300"));
+        assert_eq!(CellCounts::pooled([&c, &c]).rejected.out_of_range, 6);
+        let json = serde_json::to_value(&c).unwrap();
+        assert_eq!(json["rejected"]["out_of_range"], 3, "{json}");
+        // A column of nothing but sentinels is an error naming it.
+        let e = tally(&["1e300", "1e300"]).unwrap_err().to_string();
+        assert!(e.contains("column \"x\"") && e.contains("Float32"), "{e}");
     }
 
     #[test]

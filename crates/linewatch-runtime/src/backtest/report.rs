@@ -115,7 +115,7 @@ pub struct BacktestSummary {
     /// Rows evaluated.
     pub rows: usize,
     /// Sensor cells of every file read (training and scored): values, missing (empty) and
-    /// rejected by reason (`unparseable`, `non_finite`).
+    /// rejected by reason (`unparseable`, `non_finite`, `out_of_range`).
     pub cells: CellCounts,
     /// The training history with `--train-csv` (null with the head split).
     pub train: Option<TrainReport>,

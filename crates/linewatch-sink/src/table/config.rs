@@ -62,7 +62,11 @@ impl TableConfig {
 
     /// Pure validation of the settings.
     pub fn validate(&self) -> Result<()> {
-        if self.table.is_empty() || sanitize_partition_value(&self.table) != self.table {
+        let plain = self
+            .table
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'));
+        if !plain || sanitize_partition_value(&self.table).ok().as_ref() != Some(&self.table) {
             return Err(SinkError::InvalidConfig(format!(
                 "table name {:?} must be a non-empty plain name ([A-Za-z0-9._-], no leading, \
                  trailing or double dot)",

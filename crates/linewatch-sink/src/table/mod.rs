@@ -86,11 +86,20 @@ impl ParquetTable {
         &self.config
     }
 
-    /// Directory of one partition (values are sanitised here).
-    pub fn partition_dir(&self, date: &str, line: &str) -> PathBuf {
-        self.root
-            .join(format!("{DATE_KEY}={}", sanitize_partition_value(date)))
-            .join(format!("{LINE_KEY}={}", sanitize_partition_value(line)))
+    /// Directory of one partition (values are encoded here); `None` when a value is too
+    /// long for one path component (see [`sanitize_partition_value`]).
+    pub fn partition_dir(&self, date: &str, line: &str) -> Option<PathBuf> {
+        Some(
+            self.root
+                .join(format!(
+                    "{DATE_KEY}={}",
+                    sanitize_partition_value(date).ok()?
+                ))
+                .join(format!(
+                    "{LINE_KEY}={}",
+                    sanitize_partition_value(line).ok()?
+                )),
+        )
     }
 
     /// Removes `.tmp-*` files in the partition directories; returns how many.
@@ -242,10 +251,23 @@ impl ParquetTable {
                     d
                 }
             };
-            let line = line_cache
-                .entry(raw_line)
-                .or_insert_with(|| sanitize_partition_value(raw_line))
-                .clone();
+            let line = match line_cache.get(raw_line) {
+                Some(l) => l.clone(),
+                None => {
+                    let l = sanitize_partition_value(raw_line).map_err(|source| {
+                        SinkError::PartitionValueTooLong {
+                            table: cfg.table.clone(),
+                            column: cfg.line_column.clone(),
+                            line: raw_line.to_owned(),
+                            batch: bi,
+                            row,
+                            source,
+                        }
+                    })?;
+                    line_cache.insert(raw_line, l.clone());
+                    l
+                }
+            };
             let row_u32 = u32::try_from(row).map_err(|_| {
                 SinkError::InvalidConfig(format!("batch {bi} has more than u32::MAX rows"))
             })?;
@@ -431,9 +453,7 @@ fn line_values(a: &dyn Array) -> Vec<Option<&str>> {
 fn date_string(days: i64) -> Option<String> {
     let secs = days.checked_mul(86_400)?;
     let date = DateTime::from_timestamp(secs, 0)?.date_naive();
-    Some(sanitize_partition_value(
-        &date.format("%Y-%m-%d").to_string(),
-    ))
+    sanitize_partition_value(&date.format("%Y-%m-%d").to_string()).ok()
 }
 
 #[cfg(test)]

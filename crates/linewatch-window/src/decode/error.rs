@@ -3,7 +3,7 @@
 //! header and metric label).
 
 #[cfg(doc)]
-use super::DecodeLimits;
+use super::{DecodeLimits, MAX_ABS_VALUE, MAX_LINE_PATH_BYTES, line_path_len};
 
 /// Longest piece of message text (channel name, timestamp) echoed in an error.
 const ECHO_MAX: usize = 64;
@@ -67,6 +67,20 @@ pub enum DecodeError {
         /// JSON kind found.
         found: &'static str,
     },
+    /// `line` cannot be written as one `line=<value>` path component of the
+    /// output: its encoded form ([`line_path_len`]) is longer than
+    /// [`MAX_LINE_PATH_BYTES`] bytes.
+    #[error(
+        "line `{line}` needs {encoded_bytes} bytes as a partition folder name, more than {max}"
+    )]
+    LineTooLong {
+        /// The line (truncated to 64 bytes).
+        line: String,
+        /// Bytes of its encoded form.
+        encoded_bytes: usize,
+        /// The limit.
+        max: usize,
+    },
     /// `line` or `machine` is the empty string.
     #[error("field `{0}` is empty")]
     EmptyId(&'static str),
@@ -90,6 +104,16 @@ pub enum DecodeError {
     NonFiniteValue {
         /// Channel name (truncated to 64 bytes).
         channel: String,
+    },
+    /// A channel value is a finite number whose magnitude exceeds what a window
+    /// feature can hold ([`MAX_ABS_VALUE`], `f32::MAX` ≈ 3.4e38; e.g. the
+    /// overflow sentinel `1e300`).
+    #[error("channel `{channel}` holds {value:e}, beyond the range of the features (|x| <= {max:e})", max = super::MAX_ABS_VALUE)]
+    ValueOutOfRange {
+        /// Channel name (truncated to 64 bytes).
+        channel: String,
+        /// The value.
+        value: f64,
     },
     /// A channel value is not a number (string, boolean, array, object).
     #[error("channel `{channel}` is a {found}, expected a number")]
@@ -123,10 +147,12 @@ impl DecodeError {
         "duplicate_field",
         "wrong_type",
         "empty_id",
+        "line_too_long",
         "empty_values",
         "too_many_channels",
         "duplicate_channel",
         "non_finite_value",
+        "value_out_of_range",
         "non_numeric_value",
         "bad_timestamp",
         "timestamp_out_of_range",
@@ -144,10 +170,12 @@ impl DecodeError {
             Self::DuplicateField(_) => "duplicate_field",
             Self::WrongType { .. } => "wrong_type",
             Self::EmptyId(_) => "empty_id",
+            Self::LineTooLong { .. } => "line_too_long",
             Self::EmptyValues => "empty_values",
             Self::TooManyChannels { .. } => "too_many_channels",
             Self::DuplicateChannel { .. } => "duplicate_channel",
             Self::NonFiniteValue { .. } => "non_finite_value",
+            Self::ValueOutOfRange { .. } => "value_out_of_range",
             Self::NonNumericValue { .. } => "non_numeric_value",
             Self::BadTimestamp(_) => "bad_timestamp",
             Self::TimestampOutOfRange { .. } => "timestamp_out_of_range",

@@ -1,4 +1,6 @@
-//! The bounds a message must respect ([`DecodeLimits`]) and their defaults.
+//! The bounds a message must respect ([`DecodeLimits`]) and their defaults, and
+//! the fixed bounds that come from the output ([`MAX_ABS_VALUE`],
+//! [`MAX_LINE_PATH_BYTES`]).
 
 /// Bounds a message must respect to be accepted.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -28,4 +30,53 @@ impl Default for DecodeLimits {
             max_channels: 256,
         }
     }
+}
+
+/// Largest magnitude a channel value may have: window features are stored as
+/// Float32, so a reading beyond `f32::MAX` (≈ 3.4e38; e.g. the overflow
+/// sentinel `1e300`) would become an infinite or meaningless feature. Such a
+/// reading is refused (`value_out_of_range`).
+pub const MAX_ABS_VALUE: f64 = f32::MAX as f64;
+
+/// Longest encoded `line` value, in bytes: the output folder `line=<value>`
+/// must fit the 255-byte limit on one path component (ext4, XFS, APFS; NTFS
+/// counts 255 UTF-16 units, never more than the bytes), and `line=` takes 5.
+/// A reading whose line is longer once encoded ([`line_path_len`]) is refused
+/// (`line_too_long`). Plain ASCII names may hold 250 characters, names in
+/// other scripts 62 to 125 (3 or 2 bytes per character).
+pub const MAX_LINE_PATH_BYTES: usize = 250;
+
+/// Bytes of `line` once encoded as a hive partition value by the Parquet sink
+/// (`linewatch_sink::sanitize_partition_value`; the two must agree, and a
+/// runtime test checks they do).
+///
+/// The encoding percent-encodes, byte by byte, only what must be: ASCII
+/// control characters, space and ``"#%'*/:<=>?[\]^`{|}``, a `.` that is
+/// first, last or follows another `.`, and the bytes of C1 control characters
+/// (U+0080 to U+009F); every other character, including non-ASCII letters, is
+/// kept as its UTF-8 bytes. The literal `__HIVE_DEFAULT_PARTITION__` has its
+/// first `_` encoded.
+pub fn line_path_len(line: &str) -> usize {
+    let len = line.len();
+    let mut n = 0;
+    let mut prev_dot = false;
+    for (i, c) in line.char_indices() {
+        let kept = if c.is_ascii() {
+            !must_encode_ascii(c as u8) || (c == '.' && i > 0 && i + 1 < len && !prev_dot)
+        } else {
+            !c.is_control()
+        };
+        n += if kept { c.len_utf8() } else { 3 * c.len_utf8() };
+        prev_dot = c == '.';
+    }
+    if line == "__HIVE_DEFAULT_PARTITION__" {
+        n += 2;
+    }
+    n
+}
+
+/// ASCII bytes always percent-encoded in a partition value (the dot is decided
+/// by its position).
+fn must_encode_ascii(b: u8) -> bool {
+    b.is_ascii_control() || b" \"#%'*/:<=>?[\\]^`{|}.".contains(&b)
 }

@@ -10,7 +10,9 @@
 //!
 //! * this file: the message contract ([`Reading`], [`ReadingRef`],
 //!   [`Inspection`]) and the `decode_*` entry points;
-//! * `limits.rs`: [`DecodeLimits`];
+//! * `limits.rs`: [`DecodeLimits`], and the bounds set by the output:
+//!   [`MAX_ABS_VALUE`] (Float32 features) and [`MAX_LINE_PATH_BYTES`] (the
+//!   `line=` folder name);
 //! * `error.rs`: [`DecodeError`] and its dead-letter reasons;
 //! * `parse.rs`: the JSON walk.
 
@@ -21,7 +23,9 @@ mod parse;
 use std::borrow::Cow;
 
 pub use error::DecodeError;
-pub use limits::{DecodeLimits, YEAR_2000_MS, YEAR_2100_MS};
+pub use limits::{
+    DecodeLimits, MAX_ABS_VALUE, MAX_LINE_PATH_BYTES, YEAR_2000_MS, YEAR_2100_MS, line_path_len,
+};
 
 use parse::{Fields, Kind, parse};
 
@@ -34,7 +38,8 @@ pub struct Reading {
     pub machine: String,
     /// Event time, epoch milliseconds UTC.
     pub ts_ms: i64,
-    /// Channel values in message order. Every value is finite.
+    /// Channel values in message order. Every value is finite, with magnitude
+    /// at most [`MAX_ABS_VALUE`].
     pub values: Vec<(String, f64)>,
 }
 
@@ -49,7 +54,8 @@ pub struct ReadingRef<'a> {
     pub machine: Cow<'a, str>,
     /// Event time, epoch milliseconds UTC.
     pub ts_ms: i64,
-    /// Channel values in message order. Every value is finite.
+    /// Channel values in message order. Every value is finite, with magnitude
+    /// at most [`MAX_ABS_VALUE`].
     pub values: Vec<(Cow<'a, str>, f64)>,
 }
 
@@ -127,6 +133,14 @@ fn common(f: &Fields<'_>, limits: &DecodeLimits) -> Result<i64, DecodeError> {
     let line = f.line.as_deref().ok_or(DecodeError::MissingField("line"))?;
     if line.is_empty() {
         return Err(DecodeError::EmptyId("line"));
+    }
+    let encoded_bytes = line_path_len(line);
+    if encoded_bytes > MAX_LINE_PATH_BYTES {
+        return Err(DecodeError::LineTooLong {
+            line: error::echo(line),
+            encoded_bytes,
+            max: MAX_LINE_PATH_BYTES,
+        });
     }
     let machine = f
         .machine

@@ -7,7 +7,7 @@ use std::fmt;
 use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 
 use super::error::echo;
-use super::{DecodeError, DecodeLimits};
+use super::{DecodeError, DecodeLimits, MAX_ABS_VALUE};
 use crate::timestamp::parse_rfc3339_ms;
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -391,6 +391,11 @@ impl<'de> Visitor<'de> for ValuesSeed<'_> {
             if !x.is_finite() {
                 let channel = echo(&channel);
                 return Err(fail(self.slot, DecodeError::NonFiniteValue { channel }));
+            }
+            if x.abs() > MAX_ABS_VALUE {
+                let channel = echo(&channel);
+                let err = DecodeError::ValueOutOfRange { channel, value: x };
+                return Err(fail(self.slot, err));
             }
             if out.iter().any(|(c, _)| *c == channel) {
                 let channel = echo(&channel);

@@ -302,6 +302,112 @@ fn non_finite_values() {
     }
 }
 
+fn with_value(v: &str) -> String {
+    format!(r#"{{"line":"l","machine":"m","ts":1795867200123,"values":{{"a":1,"temp":{v}}}}}"#)
+}
+
+#[test]
+fn values_beyond_the_feature_range() {
+    // Features are Float32: 1e300 (an overflow sentinel) must never become one.
+    for (v, x) in [
+        ("1e300", 1e300),
+        ("-1e300", -1e300),
+        ("3.5e38", 3.5e38),
+        ("1e39", 1e39),
+    ] {
+        let e = err(&with_value(v));
+        assert_eq!(
+            e,
+            DecodeError::ValueOutOfRange {
+                channel: "temp".into(),
+                value: x
+            },
+            "{v}"
+        );
+        assert_eq!(e.reason(), "value_out_of_range");
+        assert!(e.to_string().contains("`temp`"), "{e}");
+    }
+    for (v, x) in [
+        ("1e6", 1e6),
+        ("-1e6", -1e6),
+        ("3.4e38", 3.4e38),
+        (
+            "340282346638528859811704183484516925440",
+            f64::from(f32::MAX),
+        ),
+        ("-3.4e38", -3.4e38),
+    ] {
+        let r = dec(&with_value(v)).unwrap();
+        assert_eq!(r.values[1].1, x, "{v}");
+    }
+}
+
+fn with_line(line: &str) -> String {
+    format!(r#"{{"line":"{line}","machine":"m","ts":1795867200123,"values":{{"a":1}}}}"#)
+}
+
+#[test]
+fn long_utf8_line_names_are_accepted_whole() {
+    // 97 characters, 11 of them 2-byte: 108 bytes, kept as UTF-8 in the folder name.
+    let line = format!("Prüfstraße Nord — Härterei {}", "x".repeat(70));
+    assert_eq!(line.chars().count(), 97);
+    let r = dec(&with_line(&line)).unwrap();
+    assert_eq!(r.line, line);
+    assert!(line_path_len(&line) <= MAX_LINE_PATH_BYTES);
+}
+
+#[test]
+fn line_too_long_for_one_path_component() {
+    for (line, bytes) in [
+        ("a".repeat(251), 251),
+        ("ü".repeat(126), 252),
+        ("/".repeat(84), 252),
+        (format!("{}.", "a".repeat(248)), 251),
+    ] {
+        let e = err(&with_line(&line));
+        assert_eq!(e.reason(), "line_too_long", "{line}");
+        match &e {
+            DecodeError::LineTooLong {
+                line: l,
+                encoded_bytes,
+                max,
+            } => {
+                assert_eq!((*encoded_bytes, *max), (bytes, MAX_LINE_PATH_BYTES));
+                assert!(line.starts_with(l.trim_end_matches("...")));
+            }
+            other => panic!("{other:?}"),
+        }
+        let msg = format!(r#"{{"line":"{line}","machine":"m","ts":1795867200123,"defect":true}}"#);
+        assert_eq!(
+            decode_inspection(msg.as_bytes(), &lim())
+                .unwrap_err()
+                .reason(),
+            "line_too_long"
+        );
+    }
+    for line in [
+        "a".repeat(250),
+        "ü".repeat(125),
+        "/".repeat(83),
+        "日".repeat(83),
+    ] {
+        assert!(dec(&with_line(&line)).is_ok(), "{line}");
+    }
+    assert_eq!(err(&with_line(&"日".repeat(84))).reason(), "line_too_long");
+}
+
+#[test]
+fn line_path_len_counts_the_encoding() {
+    assert_eq!(line_path_len("press-3"), 7);
+    assert_eq!(line_path_len("Line_A.v2"), 9);
+    assert_eq!(line_path_len("../etc"), 12);
+    assert_eq!(line_path_len("a..b"), 6);
+    assert_eq!(line_path_len("x=1 y"), 9);
+    assert_eq!(line_path_len("Prüf (a+b)"), 13);
+    assert_eq!(line_path_len("a\u{85}b"), 8);
+    assert_eq!(line_path_len("__HIVE_DEFAULT_PARTITION__"), 28);
+}
+
 #[test]
 fn non_numeric_values() {
     for (v, found) in [
@@ -389,6 +495,11 @@ fn every_reason_is_listed() {
             found: "",
         },
         DecodeError::EmptyId("line"),
+        DecodeError::LineTooLong {
+            line: "l".into(),
+            encoded_bytes: 251,
+            max: 250,
+        },
         DecodeError::EmptyValues,
         DecodeError::TooManyChannels { max: 1 },
         DecodeError::DuplicateChannel {
@@ -396,6 +507,10 @@ fn every_reason_is_listed() {
         },
         DecodeError::NonFiniteValue {
             channel: "a".into(),
+        },
+        DecodeError::ValueOutOfRange {
+            channel: "a".into(),
+            value: 1e300,
         },
         DecodeError::NonNumericValue {
             channel: "a".into(),
