@@ -102,6 +102,21 @@ fn the_decimal_mark_cannot_be_the_separator() {
 }
 
 #[test]
+fn a_file_read_with_the_wrong_separator_points_at_sep() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let csv = d.join("semicolon.csv");
+    write_file(&csv, ';', '.', false, None);
+    let o = options(csv, b',', b'.', d.join("out"));
+    let err = format!("{:#}", backtest::backtest(&config(d), &o).unwrap_err());
+    assert!(
+        err.contains("no time column") && err.contains("is the separator `--sep`?"),
+        "{err}"
+    );
+    assert!(!err.contains("StringRecord"), "{err}");
+}
+
+#[test]
 fn a_text_column_left_in_the_file_is_an_error_naming_it() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();

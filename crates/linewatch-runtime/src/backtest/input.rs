@@ -95,20 +95,27 @@ pub(super) fn read_csv(path: &Path, o: &CsvLayout<'_>) -> anyhow::Result<CsvFile
         .with_context(|| format!("{}: reading the header", path.display()))?
         .clone();
     let find = |name: &str| headers.iter().position(|h| h == name);
+    let names: Vec<&str> = headers.iter().collect();
+    // One header cell holding `;` or a tab is a file read with the wrong separator.
+    let hint = if names.len() == 1 && names[0].contains([';', '\t', '|']) {
+        " (one column only: is the separator `--sep`?)"
+    } else {
+        ""
+    };
     let Some(t_idx) = find(o.time_col) else {
         bail!(
-            "{}: no time column {:?} (columns: {:?})",
+            "{}: no time column {:?} (columns: {:?}){hint}",
             path.display(),
             o.time_col,
-            headers
+            names
         );
     };
     let Some(l_idx) = find(o.label_col) else {
         bail!(
-            "{}: no label column {:?} (columns: {:?})",
+            "{}: no label column {:?} (columns: {:?}){hint}",
             path.display(),
             o.label_col,
-            headers
+            names
         );
     };
     let channel_idx: Vec<usize> = (0..headers.len())
