@@ -277,7 +277,12 @@ pub fn alerts_from_batches(batches: &[RecordBatch]) -> anyhow::Result<Vec<Alert>
             s("model_version")?,
         );
         let (score, threshold, defect) = (f("anomaly_score")?, f("threshold")?, f("defect_prob")?);
-        let p_value = f("p_value")?;
+        // Files written before p-values existed have no such column: their alerts read back
+        // with none.
+        let p_value = match b.column_by_name("p_value") {
+            Some(_) => Some(f("p_value")?),
+            None => None,
+        };
         let (start, end) = (t("window_start")?, t("window_end")?);
         for i in 0..b.num_rows() {
             out.push(Alert {
@@ -293,7 +298,9 @@ pub fn alerts_from_batches(batches: &[RecordBatch]) -> anyhow::Result<Vec<Alert>
                 },
                 anomaly_score: score.value(i),
                 threshold: threshold.value(i),
-                p_value: (!p_value.is_null(i)).then(|| p_value.value(i)),
+                p_value: p_value
+                    .as_ref()
+                    .and_then(|p| (!p.is_null(i)).then(|| p.value(i))),
                 defect_prob: (!defect.is_null(i)).then(|| defect.value(i)),
                 top_features: serde_json::from_str(top.value(i))?,
                 model_version: version.value(i).to_string(),
@@ -339,8 +346,17 @@ mod tests {
         };
         let batch = alerts_batch([&alert, &resolved].into_iter()).unwrap();
         assert_eq!(batch.schema().as_ref(), &alerts_schema());
-        let back = alerts_from_batches(&[batch]).unwrap();
-        assert_eq!(back, vec![alert, resolved]);
+        let back = alerts_from_batches(std::slice::from_ref(&batch)).unwrap();
+        assert_eq!(back, vec![alert.clone(), resolved.clone()]);
+        // An alerts file from before p-values (no such column) still reads back, without one.
+        let keep: Vec<usize> = (0..batch.num_columns())
+            .filter(|&i| batch.schema().field(i).name() != "p_value")
+            .collect();
+        let old = batch.project(&keep).unwrap();
+        let back = alerts_from_batches(&[old]).unwrap();
+        assert_eq!(back[0].p_value, None);
+        assert_eq!(back[0].alert_id, alert.alert_id);
+        assert_eq!(back[1].state, resolved.state);
     }
 
     #[test]
