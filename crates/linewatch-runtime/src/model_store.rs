@@ -36,13 +36,13 @@ impl Snapshot {
 /// The isotonic model's input row: the anomaly score, then the covariates (NaN where a
 /// covariate index is out of range). The trainer builds training rows and the scorer serving
 /// rows with it, so both agree with the covariates saved beside the model.
-pub fn iso_input(anomaly: f64, features: &[f32], covariates: &[usize]) -> Vec<f32> {
+pub fn iso_input(anomaly: f64, features: &[f64], covariates: &[usize]) -> Vec<f64> {
     let mut v = Vec::with_capacity(1 + covariates.len());
-    v.push(anomaly as f32);
+    v.push(anomaly);
     v.extend(
         covariates
             .iter()
-            .map(|&j| features.get(j).copied().unwrap_or(f32::NAN)),
+            .map(|&j| features.get(j).copied().unwrap_or(f64::NAN)),
     );
     v
 }

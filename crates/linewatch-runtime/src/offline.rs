@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use anyhow::Context as _;
 use arrow_array::{
-    Array, BooleanArray, Float32Array, Float64Array, RecordBatch, StringArray,
+    Array, ArrayRef, BooleanArray, Float32Array, Float64Array, RecordBatch, StringArray,
     TimestampMillisecondArray,
 };
 
@@ -43,6 +43,23 @@ fn col<'a, T: 'static>(b: &'a RecordBatch, name: &str) -> anyhow::Result<&'a T> 
         .with_context(|| format!("column {name} has an unexpected type"))
 }
 
+/// A feature column's values, NaN where null. Float64 is what the pipeline writes; Float32 is
+/// what scores tables written before features were f64 hold, read exactly as stored.
+fn feature_values(b: &RecordBatch, name: &str) -> anyhow::Result<Vec<f64>> {
+    let a: &ArrayRef = b
+        .column_by_name(name)
+        .with_context(|| format!("scores file without column {name}"))?;
+    let any = a.as_any();
+    let at = |i: usize, v: f64| if a.is_null(i) { f64::NAN } else { v };
+    if let Some(c) = any.downcast_ref::<Float64Array>() {
+        Ok((0..c.len()).map(|i| at(i, c.value(i))).collect())
+    } else if let Some(c) = any.downcast_ref::<Float32Array>() {
+        Ok((0..c.len()).map(|i| at(i, f64::from(c.value(i)))).collect())
+    } else {
+        anyhow::bail!("column {name} is {}, not Float64 or Float32", a.data_type())
+    }
+}
+
 /// Normal windows (no open alert, not over their threshold, none such within
 /// `retrain.guard_windows` of them) from `<from>/scores`, newest `retrain.max_rows` of them,
 /// and labelled windows from `<from>/labels`.
@@ -59,7 +76,7 @@ pub fn job_from_parquet(
         );
     }
     // (window_start, machine, features, normal)
-    let mut rows: Vec<(i64, String, i64, Vec<f32>, bool)> = Vec::new();
+    let mut rows: Vec<(i64, String, i64, Vec<f64>, bool)> = Vec::new();
     for b in linewatch_sink::read_all(&scores)? {
         let machine = col::<StringArray>(&b, "machine")?;
         let start = col::<TimestampMillisecondArray>(&b, "window_start")?;
@@ -67,19 +84,25 @@ pub fn job_from_parquet(
         let alert = col::<BooleanArray>(&b, "alert")?;
         let score = col::<Float64Array>(&b, "anomaly_score")?;
         let threshold = col::<Float64Array>(&b, "threshold")?;
-        let features: Vec<&Float32Array> = feature_names
+        // Windows closed before their end (idle eviction) hold part of their readings and are
+        // not trained on; files written before the column existed are read whole.
+        let complete = match b.column_by_name("complete") {
+            Some(_) => Some(col::<BooleanArray>(&b, "complete")?),
+            None => None,
+        };
+        let features: Vec<Vec<f64>> = feature_names
             .iter()
-            .map(|f| col::<Float32Array>(&b, f))
+            .map(|f| feature_values(&b, f))
             .collect::<anyhow::Result<_>>()
             .context("the scores table's features differ from the pipeline's window.channels")?;
         for i in 0..b.num_rows() {
+            if complete.is_some_and(|c| !c.value(i)) {
+                continue;
+            }
             let over =
                 !score.is_null(i) && !threshold.is_null(i) && score.value(i) > threshold.value(i);
             let normal = !alert.value(i) && !over;
-            let f: Vec<f32> = features
-                .iter()
-                .map(|c| if c.is_null(i) { f32::NAN } else { c.value(i) })
-                .collect();
+            let f: Vec<f64> = features.iter().map(|c| c[i]).collect();
             rows.push((
                 start.value(i),
                 machine.value(i).to_string(),
@@ -95,7 +118,7 @@ pub fn job_from_parquet(
     let mut labelled = Vec::new();
     let labels = from.join("labels");
     if labels.exists() {
-        let index: HashMap<(&str, i64), &Vec<f32>> =
+        let index: HashMap<(&str, i64), &Vec<f64>> =
             rows.iter().map(|r| ((r.1.as_str(), r.0), &r.3)).collect();
         for b in linewatch_sink::read_all(&labels)? {
             let machine = col::<StringArray>(&b, "machine")?;

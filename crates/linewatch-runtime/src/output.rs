@@ -39,6 +39,7 @@ fn ts_type() -> DataType {
 /// The columns the scorer appends to the window's feature columns, in order.
 pub fn score_fields() -> Vec<Field> {
     vec![
+        Field::new("complete", DataType::Boolean, false),
         Field::new("anomaly_score", DataType::Float64, true),
         Field::new("threshold", DataType::Float64, true),
         Field::new("p_value", DataType::Float64, true),
@@ -75,7 +76,7 @@ impl ScoredRows {
     pub fn push(&mut self, w: ClosedWindow, score: RowScore, alert: bool) {
         self.min_seq = Some(self.min_seq.map_or(w.min_seq, |m| m.min(w.min_seq)));
         self.bytes +=
-            96 + w.key.machine.len() + w.key.line.len() + self.schema.feature_names().len() * 4;
+            96 + w.key.machine.len() + w.key.line.len() + self.schema.feature_names().len() * 8;
         self.windows.push(w);
         self.scores.push(score);
         self.alert.push(alert);
@@ -103,6 +104,10 @@ impl ScoredRows {
     pub fn finish(&self) -> anyhow::Result<RecordBatch> {
         let features = self.schema.build_batch(&self.windows)?;
         let n = self.windows.len();
+        let mut complete = BooleanBuilder::with_capacity(n);
+        for w in &self.windows {
+            complete.append_value(w.is_complete());
+        }
         let mut anomaly = Float64Builder::with_capacity(n);
         let mut threshold = Float64Builder::with_capacity(n);
         let mut p_value = Float64Builder::with_capacity(n);
@@ -128,6 +133,7 @@ impl ScoredRows {
         let mut fields: Vec<Arc<Field>> = features.schema().fields().iter().cloned().collect();
         fields.extend(score_fields().into_iter().map(Arc::new));
         let mut columns: Vec<ArrayRef> = features.columns().to_vec();
+        columns.push(Arc::new(complete.finish()));
         columns.push(Arc::new(anomaly.finish()));
         columns.push(Arc::new(threshold.finish()));
         columns.push(Arc::new(p_value.finish()));

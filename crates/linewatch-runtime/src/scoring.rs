@@ -58,11 +58,11 @@ impl ModelInputs {
     }
 
     /// A window's model inputs (NaN where its channel was absent).
-    pub fn of(&self, w: &ClosedWindow) -> Vec<f32> {
+    pub fn of(&self, w: &ClosedWindow) -> Vec<f64> {
         let full = w.feature_vector();
         self.idx
             .iter()
-            .map(|&i| full.get(i).copied().unwrap_or(f32::NAN))
+            .map(|&i| full.get(i).copied().unwrap_or(f64::NAN))
             .collect()
     }
 }
@@ -91,7 +91,7 @@ pub struct Scored {
     /// One score row per window, in order.
     pub rows: Vec<RowScore>,
     /// Each window's model inputs.
-    pub features: Vec<Vec<f32>>,
+    pub features: Vec<Vec<f64>>,
 }
 
 /// Rows with null scores (warm-up, or a scoring failure).
@@ -112,13 +112,13 @@ pub fn score_windows(
     let Some(s) = snapshot else {
         return Ok(unscored(inputs, closed));
     };
-    let features: Vec<Vec<f32>> = closed.iter().map(|w| inputs.of(w)).collect();
+    let features: Vec<Vec<f64>> = closed.iter().map(|w| inputs.of(w)).collect();
     let names = inputs.names();
-    let flat: Vec<f32> = features.iter().flatten().copied().collect();
+    let flat: Vec<f64> = features.iter().flatten().copied().collect();
     let out = s.score.score(&flat)?;
     let defect = match &s.iso {
         Some(iso) => {
-            let inputs: Vec<f32> = features
+            let inputs: Vec<f64> = features
                 .iter()
                 .zip(&out.anomaly_score)
                 .flat_map(|(f, a)| iso_input(*a, f, &s.iso_covariates))

@@ -9,7 +9,7 @@
 //! | `window_start` | Timestamp(ms, "UTC") | no |
 //! | `window_end` | Timestamp(ms, "UTC") | no |
 //! | `n_readings` | UInt32 | no |
-//! | `<channel>__<stat>` for each channel, for stat in mean, std, min, max, last, slope, count | Float32 | yes |
+//! | `<channel>__<stat>` for each channel, for stat in mean, std, min, max, last, slope, count | Float64 | yes |
 //!
 //! A feature is null when its channel has no value in the window (all seven
 //! stats), or for `slope` when the window holds fewer than two distinct event
@@ -17,9 +17,10 @@
 
 use std::sync::Arc;
 
-use arrow_array::builder::{Float32Builder, StringBuilder};
+use arrow_array::builder::{Float64Builder, StringBuilder};
 use arrow_array::{
-    Array, ArrayRef, Float32Array, RecordBatch, TimestampMillisecondArray, UInt32Array,
+    Array, ArrayRef, Float32Array, Float64Array, RecordBatch, TimestampMillisecondArray,
+    UInt32Array,
 };
 use arrow_schema::{ArrowError, DataType, Field, Schema, SchemaRef, TimeUnit};
 
@@ -55,7 +56,7 @@ pub enum BatchError {
         got: usize,
     },
     /// A batch does not have the feature schema's column.
-    #[error("batch has no Float32 column `{0}`")]
+    #[error("batch has no Float64 (or Float32) column `{0}`")]
     MissingColumn(String),
     /// Arrow refused the batch.
     #[error(transparent)]
@@ -70,12 +71,12 @@ pub struct DenseFeatures {
     /// Columns (features, in [`FeatureSchema::feature_names`] order).
     pub n_cols: usize,
     /// `values[r * n_cols + c]`; NaN where the feature is null.
-    pub values: Vec<f32>,
+    pub values: Vec<f64>,
 }
 
 impl DenseFeatures {
     /// Features of row `r`.
-    pub fn row(&self, r: usize) -> Option<&[f32]> {
+    pub fn row(&self, r: usize) -> Option<&[f64]> {
         let a = r.checked_mul(self.n_cols)?;
         self.values.get(a..a + self.n_cols)
     }
@@ -116,7 +117,7 @@ impl FeatureSchema {
         fields.extend(
             feature_names
                 .iter()
-                .map(|n| Field::new(n, DataType::Float32, true)),
+                .map(|n| Field::new(n, DataType::Float64, true)),
         );
         Self {
             channels,
@@ -187,7 +188,7 @@ impl FeatureSchema {
         columns.push(Arc::new(n_readings));
         for c in 0..self.channels.len() {
             for stat in Stat::ALL {
-                let mut b = Float32Builder::with_capacity(n);
+                let mut b = Float64Builder::with_capacity(n);
                 for w in windows {
                     let v = w
                         .features
@@ -195,7 +196,7 @@ impl FeatureSchema {
                         .copied()
                         .flatten()
                         .and_then(|f| f.get(stat));
-                    b.append_option(v.map(|x| x as f32));
+                    b.append_option(v);
                 }
                 columns.push(Arc::new(b.finish()));
             }
@@ -212,7 +213,7 @@ impl FeatureSchema {
             for f in &w.features {
                 for stat in Stat::ALL {
                     let v = f.and_then(|f| f.get(stat));
-                    values.push(v.map_or(f32::NAN, |x| x as f32));
+                    values.push(v.unwrap_or(f64::NAN));
                 }
             }
         }
@@ -229,16 +230,24 @@ impl FeatureSchema {
     pub fn dense_from_batch(&self, batch: &RecordBatch) -> Result<DenseFeatures, BatchError> {
         let n_rows = batch.num_rows();
         let n_cols = self.n_features();
-        let mut values = vec![f32::NAN; n_rows * n_cols];
+        let mut values = vec![f64::NAN; n_rows * n_cols];
         for (c, name) in self.feature_names.iter().enumerate() {
             let col = batch
                 .column_by_name(name)
-                .and_then(|a| a.as_any().downcast_ref::<Float32Array>())
                 .ok_or_else(|| BatchError::MissingColumn(name.clone()))?;
-            for r in 0..n_rows {
-                if col.is_valid(r) {
+            // Float64 since features are computed and stored in f64; Float32 is what
+            // tables written before that hold, read exactly as they were stored.
+            let any = col.as_any();
+            if let Some(col) = any.downcast_ref::<Float64Array>() {
+                for r in (0..n_rows).filter(|&r| col.is_valid(r)) {
                     values[r * n_cols + c] = col.value(r);
                 }
+            } else if let Some(col) = any.downcast_ref::<Float32Array>() {
+                for r in (0..n_rows).filter(|&r| col.is_valid(r)) {
+                    values[r * n_cols + c] = f64::from(col.value(r));
+                }
+            } else {
+                return Err(BatchError::MissingColumn(name.clone()));
             }
         }
         Ok(DenseFeatures {
@@ -252,13 +261,13 @@ impl FeatureSchema {
 impl ClosedWindow {
     /// This window's features in [`FeatureSchema::feature_names`] order, NaN
     /// for nulls.
-    pub fn feature_vector(&self) -> Vec<f32> {
+    pub fn feature_vector(&self) -> Vec<f64> {
         self.features
             .iter()
             .flat_map(|f| {
                 Stat::ALL
                     .iter()
-                    .map(move |s| f.and_then(|f| f.get(*s)).map_or(f32::NAN, |x| x as f32))
+                    .map(move |s| f.and_then(|f| f.get(*s)).unwrap_or(f64::NAN))
             })
             .collect()
     }

@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use arrow_array::{Array, Float32Array, StringArray, TimestampMillisecondArray, UInt32Array};
+use arrow_array::{Array, Float64Array, StringArray, TimestampMillisecondArray, UInt32Array};
 use arrow_schema::{DataType, TimeUnit};
 use linewatch_window::*;
 
@@ -297,7 +297,7 @@ fn missing_and_unknown_channels() {
         .column_by_name("a__mean")
         .unwrap()
         .as_any()
-        .downcast_ref::<Float32Array>()
+        .downcast_ref::<Float64Array>()
         .unwrap();
     assert_eq!(a_mean.value(0), 3.0);
     let v = closed[0].feature_vector();
@@ -333,7 +333,7 @@ fn batch_schema_and_dense_matrix() {
     assert!(
         s.fields()[N_KEY_COLUMNS..]
             .iter()
-            .all(|f| f.is_nullable() && f.data_type() == &DataType::Float32)
+            .all(|f| f.is_nullable() && f.data_type() == &DataType::Float64)
     );
     assert!(s.fields()[..N_KEY_COLUMNS].iter().all(|f| !f.is_nullable()));
 
@@ -381,7 +381,7 @@ fn batch_schema_and_dense_matrix() {
     let d1 = schema.dense(&closed).unwrap();
     let d2 = schema.dense_from_batch(&batch).unwrap();
     assert_eq!((d1.n_rows, d1.n_cols), (closed.len(), 14));
-    let same = |a: &[f32], b: &[f32]| {
+    let same = |a: &[f64], b: &[f64]| {
         a.iter()
             .zip(b)
             .all(|(x, y)| x == y || (x.is_nan() && y.is_nan()))
@@ -526,4 +526,52 @@ fn decode_then_window_borrowed_path() {
     assert!((t.slope.unwrap() - 0.4).abs() < 1e-9, "0.2 over 0.5 s");
     let batch = FeatureSchema::new(chans).build_batch(&closed).unwrap();
     assert_eq!(batch.num_rows(), 1);
+}
+
+/// A meter at 1e9 ± 0.5 (issue 11, case 3): Float32 would quantise every feature to
+/// steps of 64 units; the batch, the dense matrix and the feature vector keep the
+/// f64 values, so the window's mean, spread and slope are what the readings say.
+#[test]
+fn large_offsets_keep_their_precision_in_every_feature_form() {
+    let offset = 1.0e9;
+    let deltas = [-0.5, 0.25, 0.5, -0.25];
+    let mut w = Windower::new(
+        WindowConfig::tumbling(10_000, 0, 60_000),
+        channels(&["meter"]),
+    )
+    .unwrap();
+    for (i, d) in deltas.iter().enumerate() {
+        let r = reading("m", T + i as i64 * 1_000, &[("meter", offset + d)]);
+        w.push(&r, i as u64).unwrap();
+    }
+    w.flush_all();
+    let closed = w.drain_closed();
+    let schema = FeatureSchema::new(channels(&["meter"]));
+    let batch = schema.build_batch(&closed).unwrap();
+    let dense = schema.dense_from_batch(&batch).unwrap();
+    let vector = closed[0].feature_vector();
+    let mean_i = schema.feature_index(0, Stat::Mean).unwrap();
+    let std_i = schema.feature_index(0, Stat::Std).unwrap();
+    let last_i = schema.feature_index(0, Stat::Last).unwrap();
+    let want_std = (deltas.iter().map(|d| d * d).sum::<f64>() / 4.0).sqrt();
+    for v in [&dense.values[..], &vector[..]] {
+        assert!((v[mean_i] - offset).abs() < 1e-6, "mean {}", v[mean_i]);
+        assert!((v[std_i] - want_std).abs() < 1e-6, "std {}", v[std_i]);
+        assert_eq!(v[last_i], offset - 0.25);
+    }
+    // Tables written before features were Float64 still read back, exactly as stored.
+    let cols: Vec<(String, arrow_array::ArrayRef)> = schema
+        .feature_names()
+        .iter()
+        .map(|n| {
+            let a = arrow_array::Float32Array::from(vec![Some(2.5f32)]);
+            (n.clone(), Arc::new(a) as arrow_array::ArrayRef)
+        })
+        .collect();
+    let old = arrow_array::RecordBatch::try_from_iter(cols).unwrap();
+    let dense = schema.dense_from_batch(&old).unwrap();
+    assert!(dense.values.iter().all(|&v| v == 2.5));
+    let no_std = old.project(&[mean_i]).unwrap();
+    let err = schema.dense_from_batch(&no_std).unwrap_err();
+    assert!(err.to_string().contains("meter__std"), "{err}");
 }

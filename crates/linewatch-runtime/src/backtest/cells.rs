@@ -34,12 +34,13 @@ pub(super) enum Cell {
     Unparseable,
     /// `inf`, `nan`, or a number beyond the range of f64.
     NonFinite,
-    /// A finite number beyond the range of the Float32 features (`|x| > f32::MAX`).
+    /// A finite number beyond the range of a reading (`|x| > MAX_ABS_VALUE`, ≈ 3.4e38).
     OutOfRange,
 }
 
-/// Largest magnitude a reading may have: the features are stored as Float32.
-pub(super) const MAX_ABS_VALUE: f64 = f32::MAX as f64;
+/// Largest magnitude a reading may have: the stream's bound, so a cell and a message holding
+/// the same number get the same verdict.
+pub(super) use linewatch_window::MAX_ABS_VALUE;
 
 /// Reads one (trimmed) cell. `decimal` is the decimal mark: `b'.'`, or `b','` where a `.` in
 /// the cell makes it unparseable (it would be a thousands separator, not read).
@@ -242,7 +243,7 @@ impl Tally {
                 } else {
                     format!(
                         "column {:?} has no finite value in range: all {non_empty} non-empty cells are \
-                         inf, nan or beyond the range of the Float32 features (|x| > {:e}){e_g}",
+                         inf, nan or beyond the range of a reading (|x| > {:e}){e_g}",
                         c.column, MAX_ABS_VALUE
                     )
                 });
@@ -371,7 +372,7 @@ mod tests {
         assert_eq!(json["rejected"]["out_of_range"], 3, "{json}");
         // A column of nothing but sentinels is an error naming it.
         let e = tally(&["1e300", "1e300"]).unwrap_err().to_string();
-        assert!(e.contains("column \"x\"") && e.contains("Float32"), "{e}");
+        assert!(e.contains("column \"x\"") && e.contains("|x| > 3.4"), "{e}");
     }
 
     #[test]

@@ -191,7 +191,7 @@ fn run_head_file(
     // Train on full windows made only of head rows.
     let head_end = g.end_of(rows[head - 1].ts_ms);
     let inputs = model_inputs(cfg, &channels);
-    let train: Vec<f32> = fw
+    let train: Vec<f64> = fw
         .full()
         .filter(|w| w.end_ms <= head_end && (w.max_seq as usize) < head)
         .flat_map(|w| inputs.of(w))
@@ -232,7 +232,7 @@ fn run_with_history(
     let inputs = model_inputs(cfg, &channels);
     let d = inputs.names().len().max(1);
     let mut train_files = Vec::with_capacity(files.len());
-    let mut train_rows: Vec<f32> = Vec::new();
+    let mut train_rows: Vec<f64> = Vec::new();
     let mut rows_total = 0;
     for (path, f) in &files {
         check_channels(path, &f.channels, &names, first_path)?;
@@ -381,7 +381,7 @@ pub fn backtest(cfg: &PipelineConfig, o: &BacktestOptions) -> anyhow::Result<Bac
         );
     }
     o.baseline.validate().context("baseline settings")?;
-    std::fs::create_dir_all(&o.out).with_context(|| format!("creating {}", o.out.display()))?;
+    crate::preflight::ensure_writable_dir(&o.out, "--out")?;
 
     let (train, outcomes) = if o.train_csv.is_empty() {
         let split = o.split.unwrap_or(DEFAULT_SPLIT);

@@ -31,7 +31,7 @@ pub(super) fn fit(
     cfg: &PipelineConfig,
     pca: &PcaConfig,
     inputs: ModelInputs,
-    rows: &[f32],
+    rows: &[f64],
     what: &Path,
     overlap: f64,
 ) -> anyhow::Result<Fitted> {
@@ -46,8 +46,7 @@ pub(super) fn fit(
     }
     let model = crate::trainer::train_score_model(cfg, rows, inputs.names(), overlap)
         .with_context(|| format!("training the score model on {}", what.display()))?;
-    let rows64: Vec<f64> = rows.iter().map(|&v| f64::from(v)).collect();
-    let baseline = PcaMonitor::fit(&rows64, d, pca).map_err(|e| e.to_string());
+    let baseline = PcaMonitor::fit(rows, d, pca).map_err(|e| e.to_string());
     match &baseline {
         Ok(m) => tracing::info!(
             components = m.components(),
@@ -158,7 +157,7 @@ pub(super) fn score_rows(
             Some(windows.len() - 1)
         })
         .collect();
-    let flat: Vec<f32> = windows.iter().flat_map(|w| f.inputs.of(w)).collect();
+    let flat: Vec<f64> = windows.iter().flat_map(|w| f.inputs.of(w)).collect();
     let (scores, p_values) = if windows.is_empty() {
         (Vec::new(), Vec::new())
     } else {
@@ -176,8 +175,7 @@ pub(super) fn score_rows(
 
     let base: Vec<Option<BaseRow>> = match &f.baseline {
         Ok(m) if !windows.is_empty() => {
-            let flat64: Vec<f64> = flat.iter().map(|&v| f64::from(v)).collect();
-            let ps = m.score(&flat64).context("PCA baseline scoring")?;
+            let ps = m.score(&flat).context("PCA baseline scoring")?;
             let (tl, sl) = (m.t2_limit(), m.spe_limit());
             let decide = |pick: &dyn Fn(&linewatch_baseline::PcaScore) -> bool| {
                 let over: Vec<Option<bool>> = ps.iter().map(|s| Some(pick(s))).collect();

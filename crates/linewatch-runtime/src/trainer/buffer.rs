@@ -14,14 +14,14 @@ pub struct TrainRow {
     pub machine: String,
     pub start_ms: i64,
     pub end_ms: i64,
-    pub features: Vec<f32>,
+    pub features: Vec<f64>,
     pub label: Option<bool>,
 }
 
 /// A labelled row for the isotonic model.
 #[derive(Debug, Clone)]
 pub struct LabelledRow {
-    pub features: Vec<f32>,
+    pub features: Vec<f64>,
     pub defect: bool,
 }
 
@@ -94,7 +94,7 @@ pub struct TrainBuffer {
     labelled: VecDeque<LabelledRow>,
     /// Features of recent windows of any kind, by (machine, window start), so labels arriving
     /// after their window was scored still find it.
-    recent: HashMap<(String, i64), Vec<f32>>,
+    recent: HashMap<(String, i64), Vec<f64>>,
     recent_order: VecDeque<(String, i64)>,
     /// Labels whose window has not closed yet (inspections usually arrive before that).
     pending_labels: HashMap<(String, i64), bool>,
@@ -129,7 +129,7 @@ impl TrainBuffer {
 
     /// Remembers any scored window's features (for late labels), and attaches a label that
     /// arrived before the window closed.
-    pub fn remember(&mut self, machine: &str, start_ms: i64, features: &[f32]) {
+    pub fn remember(&mut self, machine: &str, start_ms: i64, features: &[f64]) {
         let key = (machine.to_string(), start_ms);
         if let Some(defect) = self.pending_labels.remove(&key) {
             self.add_labelled(features.to_vec(), defect);
@@ -177,7 +177,7 @@ impl TrainBuffer {
         }
     }
 
-    fn add_labelled(&mut self, features: Vec<f32>, defect: bool) {
+    fn add_labelled(&mut self, features: Vec<f64>, defect: bool) {
         self.labelled.push_back(LabelledRow { features, defect });
         while self.labelled.len() > self.max_rows {
             self.labelled.pop_front();
@@ -212,7 +212,7 @@ mod tests {
             machine: machine.into(),
             start_ms: i * 10,
             end_ms: (i + 1) * 10,
-            features: vec![i as f32],
+            features: vec![i as f64],
             label: None,
         }
     }
@@ -284,10 +284,10 @@ mod tests {
                 machine: "m".into(),
                 start_ms: i * 10_000,
                 end_ms: (i + 1) * 10_000,
-                features: vec![i as f32],
+                features: vec![i as f64],
                 label: None,
             });
-            b.remember("m", i * 10_000, &[i as f32]);
+            b.remember("m", i * 10_000, &[i as f64]);
             b.label("x", i * 10_000, true);
         }
         assert_eq!(b.len(), 3, "oldest normal windows dropped first");

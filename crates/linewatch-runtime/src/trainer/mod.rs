@@ -24,7 +24,7 @@ pub use train::{
 /// What a retraining works from.
 pub struct TrainJob {
     /// Normal windows' features, oldest first.
-    pub rows: Vec<Vec<f32>>,
+    pub rows: Vec<Vec<f64>>,
     /// Event-time span of those windows.
     pub span_ms: Option<(i64, i64)>,
     pub labelled: Vec<LabelledRow>,

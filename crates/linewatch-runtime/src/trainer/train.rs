@@ -31,8 +31,8 @@ pub fn train_and_validate(
     let (train_rows, val_rows) = job.rows.split_at(n - n_val);
     let device = resolve_device(cfg)?;
     let started = Instant::now();
-    let flat: Vec<f32> = train_rows.iter().flatten().copied().collect();
-    let val_flat: Vec<f32> = val_rows.iter().flatten().copied().collect();
+    let flat: Vec<f64> = train_rows.iter().flatten().copied().collect();
+    let val_flat: Vec<f64> = val_rows.iter().flatten().copied().collect();
     let candidate = train_score_model_on(cfg, &flat, feature_names, &device)?;
     let cand_loss = candidate.ism_loss(&val_flat)?;
     let threshold = candidate.threshold();
@@ -66,13 +66,13 @@ pub fn train_and_validate(
         && job.labelled.len() >= cfg.isotonic.min_labels
         && positives >= cfg.isotonic.min_positives
     {
-        let feats: Vec<f32> = job
+        let feats: Vec<f64> = job
             .labelled
             .iter()
             .flat_map(|l| l.features.iter().copied())
             .collect();
         let scores = candidate.anomaly_scores(&feats)?;
-        let inputs: Vec<f32> = job
+        let inputs: Vec<f64> = job
             .labelled
             .iter()
             .zip(&scores)
@@ -199,7 +199,7 @@ pub fn score_config(cfg: &PipelineConfig, overlap: f64) -> ScoreConfig {
 /// Trains a score model on row-major rows with the pipeline's settings.
 pub fn train_score_model_on(
     cfg: &PipelineConfig,
-    rows: &[f32],
+    rows: &[f64],
     feature_names: &[String],
     device: &candle_core::Device,
 ) -> anyhow::Result<ScoreModel> {
@@ -212,7 +212,7 @@ pub fn train_score_model_on(
 /// not the pipeline's).
 pub fn train_score_model_overlap(
     cfg: &PipelineConfig,
-    rows: &[f32],
+    rows: &[f64],
     feature_names: &[String],
     device: &candle_core::Device,
     overlap: f64,
@@ -241,7 +241,7 @@ pub fn train_score_model_overlap(
 /// readings (window size / hop; 1 for tumbling windows).
 pub fn train_score_model(
     cfg: &PipelineConfig,
-    rows: &[f32],
+    rows: &[f64],
     feature_names: &[String],
     overlap: f64,
 ) -> anyhow::Result<ScoreModel> {

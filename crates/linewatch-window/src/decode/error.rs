@@ -105,9 +105,9 @@ pub enum DecodeError {
         /// Channel name (truncated to 64 bytes).
         channel: String,
     },
-    /// A channel value is a finite number whose magnitude exceeds what a window
-    /// feature can hold ([`MAX_ABS_VALUE`], `f32::MAX` ≈ 3.4e38; e.g. the
-    /// overflow sentinel `1e300`).
+    /// A channel value is a finite number whose magnitude exceeds
+    /// [`MAX_ABS_VALUE`] (`f32::MAX` ≈ 3.4e38; e.g. the overflow sentinel
+    /// `1e300`), beyond which window statistics would overflow.
     #[error("channel `{channel}` holds {value:e}, beyond the range of the features (|x| <= {max:e})", max = super::MAX_ABS_VALUE)]
     ValueOutOfRange {
         /// Channel name (truncated to 64 bytes).

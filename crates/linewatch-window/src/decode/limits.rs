@@ -32,10 +32,12 @@ impl Default for DecodeLimits {
     }
 }
 
-/// Largest magnitude a channel value may have: window features are stored as
-/// Float32, so a reading beyond `f32::MAX` (≈ 3.4e38; e.g. the overflow
-/// sentinel `1e300`) would become an infinite or meaningless feature. Such a
-/// reading is refused (`value_out_of_range`).
+/// Largest magnitude a channel value may have, `f32::MAX` ≈ 3.4e38. Window
+/// features are computed and stored in f64, but their second moments (a
+/// window's sum of squares, a model's squared standardised distance) overflow
+/// f64 for values near 1e154 and above, and no physical sensor reads beyond
+/// 1e38: such a value is an overflow sentinel (`1e300`) or a glitch, never a
+/// measurement. A reading beyond it is refused (`value_out_of_range`).
 pub const MAX_ABS_VALUE: f64 = f32::MAX as f64;
 
 /// Longest encoded `line` value, in bytes: the output folder `line=<value>`

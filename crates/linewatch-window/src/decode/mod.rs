@@ -11,7 +11,7 @@
 //! * this file: the message contract ([`Reading`], [`ReadingRef`],
 //!   [`Inspection`]) and the `decode_*` entry points;
 //! * `limits.rs`: [`DecodeLimits`], and the bounds set by the output:
-//!   [`MAX_ABS_VALUE`] (Float32 features) and [`MAX_LINE_PATH_BYTES`] (the
+//!   [`MAX_ABS_VALUE`] (finite window statistics) and [`MAX_LINE_PATH_BYTES`] (the
 //!   `line=` folder name);
 //! * `error.rs`: [`DecodeError`] and its dead-letter reasons;
 //! * `parse.rs`: the JSON walk.

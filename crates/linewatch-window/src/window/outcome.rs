@@ -41,6 +41,14 @@ pub struct ClosedWindow {
 }
 
 impl ClosedWindow {
+    /// Whether the window closed because the machine's watermark passed its end, so every
+    /// reading on time for it was folded in. A window closed before that (idle eviction,
+    /// [`Windower::flush_all`]) may hold only part of its readings: its features (count,
+    /// std, slope, even the mean of a drifting channel) are not comparable with full windows'.
+    pub fn is_complete(&self) -> bool {
+        self.reason == CloseReason::Watermark
+    }
+
     /// Indices (in [`ChannelSet`] order) of channels absent from the window.
     pub fn missing_channels(&self) -> impl Iterator<Item = usize> + '_ {
         self.features
