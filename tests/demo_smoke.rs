@@ -52,3 +52,32 @@ fn short_demo_writes_a_consistent_summary() {
     }
     assert!(s["retrains"].as_u64().unwrap() >= 1, "no model was trained");
 }
+
+/// An output the run cannot write fails before the run, naming the flag and the path
+/// (issue 12: `--faults-out` into a missing folder failed only after everything was produced).
+/// No broker is reachable at the address given: the check comes first.
+#[test]
+fn simulate_checks_its_faults_file_before_producing() {
+    let dir = common::workdir();
+    let target = dir.path().join("no-such-folder").join("faults.jsonl");
+    let out = Command::new(env!("CARGO_BIN_EXE_linewatch"))
+        .args([
+            "simulate",
+            "--pipeline",
+            "pipelines/demo.toml",
+            "--duration",
+            "60s",
+        ])
+        .arg("--faults-out")
+        .arg(&target)
+        .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/../.."))
+        .env("LINEWATCH_BROKERS", "127.0.0.1:9")
+        .env("RUST_LOG", "warn")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    // The check made before the run ("creating"), not the write after it ("writing").
+    assert!(stderr.contains("creating --faults-out"), "{stderr}");
+    assert!(stderr.contains("no-such-folder"), "{stderr}");
+}

@@ -187,7 +187,11 @@ pub struct Summary {
     pub retrains: u64,
     pub retrains_rejected: u64,
     pub dead_lettered: u64,
+    /// Dead letters by reason code.
+    pub dead_letters_by_reason: std::collections::BTreeMap<String, u64>,
     pub late: u64,
+    /// Machines whose readings arrived on more than one readings partition.
+    pub machines_on_several_partitions: u64,
     pub faults: usize,
     pub faults_detected: usize,
     pub precision: Option<f64>,
@@ -381,7 +385,7 @@ fn prepare_out(out: &Path) -> anyhow::Result<()> {
     for f in ["summary.json", "faults.jsonl"] {
         let _ = std::fs::remove_file(out.join(f));
     }
-    std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
+    crate::preflight::ensure_writable_dir(out, "--out")?;
     Ok(())
 }
 
@@ -479,7 +483,9 @@ fn summarize(
         retrains: progress.retrains,
         retrains_rejected: progress.retrains_rejected,
         dead_lettered: progress.dead_lettered,
+        dead_letters_by_reason: progress.dead_letters_by_reason.clone(),
         late: progress.late,
+        machines_on_several_partitions: progress.machines_on_several_partitions,
         faults: report.faults_counted,
         faults_detected: report.faults_detected,
         precision: report.precision,

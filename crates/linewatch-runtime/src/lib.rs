@@ -30,6 +30,7 @@ pub mod model_store;
 pub mod offline;
 pub mod output;
 pub mod pipeline;
+pub mod preflight;
 pub mod scoring;
 pub mod telemetry;
 pub mod trainer;

@@ -244,6 +244,8 @@ fn main() -> anyhow::Result<()> {
             }),
         )
         .with_writer(std::io::stderr)
+        // Colour codes only for a terminal: a log file or a collector gets plain text.
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     match cli.command {
         Command::Run(a) => runtime()?.block_on(run(a)),
@@ -433,6 +435,10 @@ async fn run(a: RunArgs) -> anyhow::Result<()> {
         readings = progress.readings,
         windows = progress.windows,
         alerts = progress.alerts_opened,
+        late = progress.late,
+        dead_lettered = progress.dead_lettered,
+        dead_letters_by_reason = ?progress.dead_letters_by_reason,
+        machines_on_several_partitions = progress.machines_on_several_partitions,
         "stopped cleanly"
     );
     Ok(())
@@ -440,6 +446,15 @@ async fn run(a: RunArgs) -> anyhow::Result<()> {
 
 async fn simulate(a: SimulateArgs) -> anyhow::Result<()> {
     let cfg = PipelineConfig::load(&a.pipeline)?;
+    // Opened before the run, so a missing folder or a read-only file fails now, not after
+    // everything was produced.
+    let faults_file = match &a.faults_out {
+        Some(path) => Some(
+            std::fs::File::create(path)
+                .with_context(|| format!("creating --faults-out {}", path.display()))?,
+        ),
+        None => None,
+    };
     let mut sim = linewatch_sim::Simulator::new(cfg.simulate.clone())?;
     let producer = demo::sim_producer(&cfg)?;
     let per_event_s = cfg.simulate.interval_ms as f64 / 1000.0;
@@ -476,8 +491,10 @@ async fn simulate(a: SimulateArgs) -> anyhow::Result<()> {
     )
     .await?;
     drop(stats_rx);
-    if let Some(path) = a.faults_out {
-        std::fs::write(&path, linewatch_sim::faults_to_jsonl(sim.faults()))
+    if let (Some(mut file), Some(path)) = (faults_file, &a.faults_out) {
+        use std::io::Write as _;
+        file.write_all(linewatch_sim::faults_to_jsonl(sim.faults()).as_bytes())
+            .and_then(|()| file.sync_all())
             .with_context(|| format!("writing {}", path.display()))?;
     }
     let line = serde_json::to_string(&stats)?;

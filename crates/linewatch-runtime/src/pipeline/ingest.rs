@@ -13,8 +13,8 @@ use rdkafka::producer::FutureProducer;
 use super::Pipeline;
 use crate::kafka::{self, LwContext};
 use crate::telemetry::events::{
-    ConsumerLag, InspectionDecoded, MessageConsumed, MessageDeadLettered, ReadingDecoded,
-    ReadingLate,
+    ConsumerLag, InspectionDecoded, MachineOnSeveralPartitions, MessageConsumed,
+    MessageDeadLettered, ReadingDecoded, ReadingLate,
 };
 
 impl Pipeline {
@@ -32,6 +32,15 @@ impl Pipeline {
             match linewatch_window::decode_reading(payload, &self.limits) {
                 Ok(reading) => {
                     ReadingDecoded.emit(&mut self.progress);
+                    if let Some(partitions) =
+                        self.keying.observe(&reading.line, &reading.machine, p)
+                    {
+                        MachineOnSeveralPartitions {
+                            machine: &reading.machine,
+                            partitions: &partitions,
+                        }
+                        .emit(&mut self.progress);
+                    }
                     let st = self.partition(p)?;
                     match st.windower.push(&reading, offset as u64) {
                         Ok(outcome) => {

@@ -25,6 +25,7 @@ mod alerts;
 mod durability;
 mod flush;
 mod ingest;
+mod keying;
 mod partition;
 mod retrain;
 mod score;
@@ -75,6 +76,7 @@ pub struct Pipeline {
     progress: Progress,
     progress_tx: watch::Sender<Progress>,
     health: Arc<Health>,
+    keying: keying::MachinePartitions,
 }
 
 impl Pipeline {
@@ -101,6 +103,8 @@ impl Pipeline {
             max_ts_ms: cfg.decode.max_ts.timestamp_millis(),
             max_channels: cfg.decode.max_channels,
         };
+        crate::preflight::ensure_writable_dir(&cfg.sink.out, "sink.out")?;
+        crate::preflight::ensure_writable_dir(&cfg.models_root(), "retrain.models_dir")?;
         let scores = output::open_table(&cfg, "scores", "window_start")?;
         let alerts = output::open_table(&cfg, "alerts", "window_start")?;
         let labels = output::open_table(&cfg, "labels", "ts")?;
@@ -143,6 +147,7 @@ impl Pipeline {
             progress,
             progress_tx,
             health,
+            keying: keying::MachinePartitions::default(),
         })
     }
 
@@ -151,8 +156,9 @@ impl Pipeline {
         self.models.clone()
     }
 
-    /// Runs until `shutdown` resolves, then closes every window, writes, acknowledges and
-    /// commits (graceful stop).
+    /// Runs until `shutdown` resolves, then writes the closed windows, acknowledges their
+    /// alerts and commits (graceful stop). Open windows are not closed: the commit stops at
+    /// their oldest reading, and the next owner completes them.
     pub async fn run(
         mut self,
         shutdown: impl std::future::Future<Output = ()>,
@@ -196,15 +202,12 @@ impl Pipeline {
                 },
             }
         }
-        tracing::info!("shutting down: closing windows, writing, committing");
+        // Open windows stay open: closing them now would write them with only the readings
+        // seen so far (partial windows score as anomalies), and the rest of their readings
+        // would be skipped after the restart. The commit stops at the oldest reading they
+        // hold, so the next owner of the partition replays and completes them.
+        tracing::info!("shutting down: writing closed windows, committing; open windows stay open");
         self.on_rebalance(ctx.take_events());
-        let parts: Vec<i32> = self.parts.keys().copied().collect();
-        for p in parts {
-            if let Some(st) = self.parts.get_mut(&p) {
-                st.windower.flush_all();
-            }
-            self.drain_closed(p);
-        }
         self.on_tick(&consumer, &producer, true).await?;
         self.trainer.stop();
         self.publish();

@@ -47,6 +47,19 @@ impl Pipeline {
         }
         .emit(&mut self.progress);
         for ((w, row), features) in closed.into_iter().zip(scored.rows).zip(&scored.features) {
+            // A window closed before its end was reached (a machine evicted as idle) is scored
+            // and written with `complete = false`, but holds only part of its readings: it
+            // neither moves the alerter nor feeds retraining.
+            if !w.is_complete() {
+                let alerted = st.alerter.is_open(&w.key.machine);
+                durability::note_durable(
+                    &mut st.pending.durable_update,
+                    &w.key.machine,
+                    w.start_ms,
+                );
+                st.pending.rows.push(w, row, alerted);
+                continue;
+            }
             let alert = st.alerter.observe(&ScoredWindow {
                 line: &w.key.line,
                 machine: &w.key.machine,

@@ -9,7 +9,7 @@ use crate::alerter::AlertState;
 
 use super::{
     ALERTS, CLOSE_TO_ALERT, CONSUMED, CONSUMER_LAG, DEAD_LETTERED, DECODED, FILES_WRITTEN,
-    INSPECTIONS, LATE, OPEN_WINDOWS, RETRAINS, SCORING_LATENCY, WINDOWS,
+    INSPECTIONS, LATE, OPEN_WINDOWS, RETRAINS, SCORING_LATENCY, SPLIT_MACHINES, WINDOWS,
 };
 
 /// Live counters for progress displays and summaries.
@@ -21,6 +21,11 @@ pub struct Progress {
     pub readings: u64,
     /// Messages sent to a dead-letter topic.
     pub dead_lettered: u64,
+    /// Dead letters by reason code (`not_json`, `value_out_of_range`, ...).
+    pub dead_letters_by_reason: std::collections::BTreeMap<String, u64>,
+    /// Machines whose readings arrived on more than one readings partition (the keying
+    /// contract broken: see `pipeline/keying.rs`).
+    pub machines_on_several_partitions: u64,
     /// Readings that arrived after their window closed.
     pub late: u64,
     /// Windows closed and scored.
@@ -85,6 +90,28 @@ impl InspectionDecoded {
     }
 }
 
+/// A machine's readings arrived on a readings partition other than the one(s) it was seen on.
+pub struct MachineOnSeveralPartitions<'a> {
+    pub machine: &'a str,
+    /// Every partition it was seen on, sorted.
+    pub partitions: &'a [i32],
+}
+
+impl MachineOnSeveralPartitions<'_> {
+    pub fn emit(self, progress: &mut Progress) {
+        if self.partitions.len() == 2 {
+            progress.machines_on_several_partitions += 1;
+            metrics::counter!(SPLIT_MACHINES).increment(1);
+        }
+        tracing::warn!(
+            machine = self.machine,
+            partitions = ?self.partitions,
+            "readings of one machine on several partitions: its windows are split and written \
+             partial. Produce readings with the machine as the message key"
+        );
+    }
+}
+
 /// A message could not be used and goes to the dead-letter topic.
 pub struct MessageDeadLettered<'a> {
     pub topic: &'a str,
@@ -96,6 +123,10 @@ pub struct MessageDeadLettered<'a> {
 impl MessageDeadLettered<'_> {
     pub fn emit(self, progress: &mut Progress) {
         progress.dead_lettered += 1;
+        *progress
+            .dead_letters_by_reason
+            .entry(self.reason.to_string())
+            .or_default() += 1;
         metrics::counter!(DEAD_LETTERED, "reason" => self.reason.to_string()).increment(1);
         tracing::debug!(
             topic = self.topic,
@@ -306,10 +337,20 @@ mod tests {
         .emit(&mut p);
         RetrainRejected { reason: &"gate" }.emit(&mut p);
         RetrainFailed { error: &"nan" }.emit(&mut p);
+        // A machine counts once, however many partitions it is found on.
+        for partitions in [&[0, 2][..], &[0, 1, 2]] {
+            MachineOnSeveralPartitions {
+                machine: "m",
+                partitions,
+            }
+            .emit(&mut p);
+        }
         let expected = Progress {
             consumed: 1,
             readings: 1,
             dead_lettered: 1,
+            dead_letters_by_reason: [("json".to_string(), 1)].into(),
+            machines_on_several_partitions: 1,
             late: 1,
             windows: 3,
             alerts_opened: 1,

@@ -31,6 +31,7 @@ pub const FILES_WRITTEN: &str = "linewatch_parquet_files_written_total";
 pub const MODEL_VERSION: &str = "linewatch_model_version";
 pub const OPEN_WINDOWS: &str = "linewatch_open_windows";
 pub const INSPECTIONS: &str = "linewatch_inspections_total";
+pub const SPLIT_MACHINES: &str = "linewatch_machines_on_several_partitions_total";
 
 static HANDLE: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
 

@@ -234,6 +234,13 @@ enum Crash {
     BetweenFiles(usize),
     /// During the flush at message `i`: both files written, alerts not produced.
     BeforeAck(usize),
+    /// Graceful stop (SIGTERM, a deploy) after message `i`, as the pipeline stops: the closed
+    /// windows it holds are written and acknowledged and the offset committed; open windows
+    /// stay open, and the next life completes them from the committed offset.
+    Stop(usize),
+    /// A graceful stop that also closed and wrote its open windows (the pipeline before
+    /// issue 12): those windows are written partial, and their later readings are skipped.
+    StopClosingOpenWindows(usize),
 }
 
 /// A scores file in the model: its windows `(machine, start, n_readings)` and its footer.
@@ -406,6 +413,15 @@ fn life(d: &mut Durable, input: &[Reading], rule: CommitRule, crash: Crash) -> b
         if crash == Crash::AfterMessage(i) {
             return true;
         }
+        if crash == Crash::Stop(i) || crash == Crash::StopClosingOpenWindows(i) {
+            if crash == Crash::StopClosingOpenWindows(i) {
+                live.windower.flush_all();
+                drain(&mut live);
+            }
+            flush(&mut live, d, Crash::Never, 0);
+            commit(&mut live, d, rule);
+            return true;
+        }
     }
     live.windower.flush_all();
     drain(&mut live);
@@ -487,6 +503,7 @@ fn crash_everywhere(rule: CommitRule) -> Result<(), String> {
             Crash::AfterMessage(i),
             Crash::BetweenFiles(i),
             Crash::BeforeAck(i),
+            Crash::Stop(i),
         ] {
             check(&run(rule, crash), &alerts).map_err(|e| format!("{crash:?}: {e}"))?;
         }
@@ -516,4 +533,22 @@ fn a_commit_one_message_too_far_loses_readings_after_a_crash() {
     let one_too_far: CommitRule = |c, o, u| next_commit_offset(c, o, u).map(|n| n + 1);
     let err = crash_everywhere(one_too_far).unwrap_err();
     assert!(err.contains("readings, expected"), "{err}");
+}
+
+#[test]
+fn a_stop_that_closes_open_windows_writes_them_partial() {
+    let input = readings();
+    let baseline = run(next_commit_offset, Crash::Never);
+    let alerts: HashSet<AlertKey> = baseline.topic.iter().map(alert_key).collect();
+    // Stopping in the middle of a window: it is written with the readings seen so far.
+    let mid = (0..input.len())
+        .find(|&i| input[i].ts_ms.rem_euclid(WINDOW_MS) > WINDOW_MS / 2)
+        .unwrap();
+    let err = check(
+        &run(next_commit_offset, Crash::StopClosingOpenWindows(mid)),
+        &alerts,
+    )
+    .unwrap_err();
+    assert!(err.contains("readings, expected"), "{err}");
+    check(&run(next_commit_offset, Crash::Stop(mid)), &alerts).unwrap();
 }
