@@ -7,342 +7,12 @@
 mod common;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::path::PathBuf;
+use std::time::Duration;
 
-use arrow_array::{
-    Array, BooleanArray, Float64Array, StringArray, TimestampMillisecondArray, UInt32Array,
-};
-use linewatch_sim::{SimConfig, SimEvent, Simulator};
-
-const WINDOW_MS: i64 = 10_000;
-/// `window.allowed_lateness` of [`pipeline_toml`].
-const LATENESS_MS: i64 = 6_000;
-
-struct Topics {
-    readings: String,
-    inspections: String,
-    alerts: String,
-    dlq: String,
-}
-
-async fn topics(prefix: &str) -> Topics {
-    let base = common::unique(prefix);
-    let t = Topics {
-        readings: format!("{base}-readings"),
-        inspections: format!("{base}-inspections"),
-        alerts: format!("{base}-alerts"),
-        dlq: format!("{base}-readings.dlq"),
-    };
-    common::create_topics(&[
-        (&t.readings, 3),
-        (&t.inspections, 3),
-        (&t.alerts, 1),
-        (&t.dlq, 1),
-        (&format!("{}.dlq", t.inspections), 1),
-    ])
-    .await;
-    t
-}
-
-fn pipeline_toml(name: &str, t: &Topics, out: &Path) -> String {
-    format!(
-        r#"
-[pipeline]
-name = "{name}"
-[kafka]
-readings_topic = "{r}"
-inspections_topic = "{i}"
-alerts_topic = "{a}"
-[window]
-size = "10s"
-allowed_lateness = "6s"
-channels = ["temp_c", "vib_rms", "pressure_bar", "current_a"]
-[model]
-hidden = [32, 32]
-epochs = 40
-patience = 6
-[retrain]
-every = "1h"
-min_windows = 300
-models_dir = "{models}"
-[sink]
-out = "{out}"
-max_age = "300ms"
-[http]
-listen = ""
-"#,
-        r = t.readings,
-        i = t.inspections,
-        a = t.alerts,
-        models = out.join("models").display(),
-        out = out.display(),
-    )
-}
-
-fn sim_config() -> SimConfig {
-    let mut cfg = SimConfig {
-        machines: 6,
-        warmup_ms: 3_600_000,
-        late_fraction: 0.0,
-        seed: 11,
-        ..SimConfig::default()
-    };
-    cfg.faults.severity_min = 1.0;
-    cfg.faults.severity_max = 1.0;
-    cfg.faults.min_duration_ms = 300_000;
-    cfg.faults.max_duration_ms = 600_000;
-    cfg.faults.mean_gap_ms = 1_200_000;
-    cfg.faults.min_gap_ms = 300_000;
-    cfg
-}
-
-/// Kafka messages as (key, payload).
-type Messages = Vec<(String, Vec<u8>)>;
-/// A scores row read back: machine, window start and end, n_readings, temp_c mean, anomaly
-/// score, model version.
-type ScoreRow = (String, i64, i64, u32, f64, Option<f64>, Option<String>);
-
-/// Events as Kafka messages, plus the windows they make (machine, window start) -> readings.
-fn messages(
-    events: &[SimEvent],
-    windows: &mut BTreeMap<(String, i64), Vec<f64>>,
-) -> (Messages, Messages) {
-    let mut readings = Vec::new();
-    let mut inspections = Vec::new();
-    for e in events {
-        match e {
-            SimEvent::Reading(r) => {
-                let start = r.ts_ms.div_euclid(WINDOW_MS) * WINDOW_MS;
-                windows
-                    .entry((r.machine.to_string(), start))
-                    .or_default()
-                    .push(r.value("temp_c").unwrap());
-                readings.push((r.machine.to_string(), e.to_json().into_bytes()));
-            }
-            SimEvent::Inspection(i) => {
-                inspections.push((i.machine.to_string(), e.to_json().into_bytes()));
-            }
-        }
-    }
-    (readings, inspections)
-}
-
-fn spawn(toml: &Path, log: &Path) -> Child {
-    Command::new(env!("CARGO_BIN_EXE_linewatch"))
-        .args(["run", "--pipeline"])
-        .arg(toml)
-        .env("LINEWATCH_BROKERS", common::brokers())
-        .env("RUST_LOG", "info")
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(log).unwrap())
-        .spawn()
-        .expect("start linewatch run")
-}
-
-fn terminate(mut child: Child, log: &Path) {
-    let pid = child.id().to_string();
-    let status = Command::new("kill").args(["-TERM", &pid]).status().unwrap();
-    assert!(status.success());
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            assert!(
-                status.success(),
-                "linewatch exited with {status} on SIGTERM; log:\n{}",
-                std::fs::read_to_string(log).unwrap_or_default()
-            );
-            return;
-        }
-        assert!(Instant::now() < deadline, "no graceful exit within 60 s");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
-fn wait_for(what: &str, log: &Path, timeout: Duration, mut f: impl FnMut() -> bool) {
-    let deadline = Instant::now() + timeout;
-    while !f() {
-        assert!(
-            Instant::now() < deadline,
-            "timed out waiting for {what}; log tail:\n{}",
-            tail(log)
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    }
-}
-
-fn tail(log: &Path) -> String {
-    let s = std::fs::read_to_string(log).unwrap_or_default();
-    let lines: Vec<&str> = s.lines().collect();
-    lines[lines.len().saturating_sub(40)..].join("\n")
-}
-
-/// The windows the watermark closes: those ending at or before each machine's newest event
-/// time minus the allowed lateness. The rest are still open when the pipeline stops, and a
-/// graceful stop must not write them (they would be partial); the next run completes them.
-fn closed_by_watermark(
-    windows: &BTreeMap<(String, i64), Vec<f64>>,
-    events: &[SimEvent],
-) -> BTreeMap<(String, i64), Vec<f64>> {
-    let mut newest: HashMap<String, i64> = HashMap::new();
-    for e in events {
-        if let SimEvent::Reading(r) = e {
-            let t = newest.entry(r.machine.to_string()).or_insert(i64::MIN);
-            *t = (*t).max(r.ts_ms);
-        }
-    }
-    windows
-        .iter()
-        .filter(|((m, start), _)| start + WINDOW_MS <= newest[m] - LATENESS_MS)
-        .map(|(k, v)| (k.clone(), v.clone()))
-        .collect()
-}
-
-/// Waits until every window the watermark closed is in the scores table.
-fn wait_for_windows(out: &Path, log: &Path, expected: usize) {
-    wait_for(
-        "the pipeline to write every closed window",
-        log,
-        Duration::from_secs(150),
-        || common::parquet_rows(&out.join("scores")) >= expected,
-    );
-}
-
-fn model_exists(out: &Path, name: &str) -> bool {
-    out.join("models").join(name).join("v000001").exists()
-}
-
-/// Every scores row read back: (machine, window start) -> (n_readings, temp mean, score set).
-fn read_scores(out: &Path) -> Vec<ScoreRow> {
-    let mut rows = Vec::new();
-    for b in linewatch_sink::read_all(out.join("scores")).unwrap() {
-        let s = |n: &str| b.column_by_name(n).unwrap_or_else(|| panic!("column {n}"));
-        let machine = s("machine").as_any().downcast_ref::<StringArray>().unwrap();
-        let start = s("window_start")
-            .as_any()
-            .downcast_ref::<TimestampMillisecondArray>()
-            .unwrap();
-        let end = s("window_end")
-            .as_any()
-            .downcast_ref::<TimestampMillisecondArray>()
-            .unwrap();
-        let n = s("n_readings")
-            .as_any()
-            .downcast_ref::<UInt32Array>()
-            .unwrap();
-        let mean = s("temp_c__mean")
-            .as_any()
-            .downcast_ref::<Float64Array>()
-            .unwrap();
-        let complete = s("complete")
-            .as_any()
-            .downcast_ref::<BooleanArray>()
-            .unwrap();
-        let score = s("anomaly_score")
-            .as_any()
-            .downcast_ref::<Float64Array>()
-            .unwrap();
-        let version = s("model_version")
-            .as_any()
-            .downcast_ref::<StringArray>()
-            .unwrap();
-        for k in [
-            "threshold",
-            "p_value",
-            "log_density_rel",
-            "defect_prob",
-            "alert",
-            "line",
-            "vib_rms__std",
-            "current_a__slope",
-        ] {
-            s(k);
-        }
-        for i in 0..b.num_rows() {
-            // Every machine streams until the stop: no window closes before its end.
-            assert!(
-                complete.value(i),
-                "window closed early: {}",
-                machine.value(i)
-            );
-            rows.push((
-                machine.value(i).to_string(),
-                start.value(i),
-                end.value(i),
-                n.value(i),
-                mean.value(i),
-                (!score.is_null(i)).then(|| score.value(i)),
-                (!version.is_null(i)).then(|| version.value(i).to_string()),
-            ));
-        }
-    }
-    rows
-}
-
-fn check_windows(out: &Path, expected: &BTreeMap<(String, i64), Vec<f64>>) {
-    let rows = read_scores(out);
-    let mut seen = HashSet::new();
-    for (machine, start, end, n, mean, score, version) in &rows {
-        assert!(
-            seen.insert((machine.clone(), *start)),
-            "window {machine}@{start} written twice"
-        );
-        assert_eq!(end - start, WINDOW_MS);
-        let values = expected
-            .get(&(machine.clone(), *start))
-            .unwrap_or_else(|| panic!("unexpected window {machine}@{start}"));
-        assert_eq!(*n as usize, values.len(), "n_readings of {machine}@{start}");
-        let m = values.iter().sum::<f64>() / values.len() as f64;
-        assert!(
-            (*mean - m).abs() < 1e-9 * m.abs().max(1.0),
-            "mean {mean} vs {m}"
-        );
-        assert_eq!(score.is_some(), version.is_some());
-    }
-    let missing: Vec<_> = expected
-        .keys()
-        .filter(|k| !seen.contains(*k))
-        .take(5)
-        .collect();
-    assert!(
-        missing.is_empty(),
-        "windows missing from Parquet, e.g. {missing:?}"
-    );
-    assert_eq!(rows.len(), expected.len());
-}
-
-/// Alerts on the topic: (alert_id, state) must be unique; returns the parsed messages.
-fn check_alert_topic(topic: &str) -> Vec<serde_json::Value> {
-    let msgs = common::read_all(topic, 1);
-    let mut seen = HashSet::new();
-    let mut out = Vec::new();
-    for m in msgs {
-        let v: serde_json::Value = serde_json::from_slice(&m.payload).expect("alert is JSON");
-        let id = v["alert_id"].as_str().expect("alert_id").to_string();
-        let state = v["state"].as_str().expect("state").to_string();
-        assert!(
-            seen.insert((id.clone(), state.clone())),
-            "alert {id} {state} twice on the topic"
-        );
-        for k in [
-            "line",
-            "machine",
-            "window_start",
-            "window_end",
-            "anomaly_score",
-            "threshold",
-            "p_value",
-            "defect_prob",
-            "top_features",
-            "model_version",
-        ] {
-            assert!(v.get(k).is_some(), "alert without {k}: {v}");
-        }
-        out.push(v);
-    }
-    out
-}
+use arrow_array::{Array, StringArray};
+use common::run::*;
+use linewatch_sim::Simulator;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn readings_become_parquet_rows_and_alerts_and_bad_messages_go_to_the_dlq() {
@@ -618,4 +288,60 @@ async fn readings_of_one_machine_on_several_partitions_are_reported() {
         summary.contains("machines_on_several_partitions=1"),
         "{summary}"
     );
+}
+
+/// Issue 12, case 4: a flood of malformed messages is dead-lettered in batches (one wait for
+/// many acknowledgements), each exactly once, and the offsets are committed past them only
+/// once acknowledged: a restart after the stop dead-letters nothing again. The rate is
+/// printed (`--nocapture`); the README's figure comes from `scripts/chaos.sh`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flood_of_bad_messages_is_dead_lettered_once_each_in_batches() {
+    const N: usize = 20_000;
+    let t = topics("e2e-flood").await;
+    let dir = common::workdir();
+    let out: PathBuf = dir.path().join("out");
+    let name = common::unique("flood").replace('-', "_");
+    let toml = dir.path().join("pipeline.toml");
+    std::fs::write(&toml, pipeline_toml(&name, &t, &out)).unwrap();
+    let bad: Vec<(String, Vec<u8>)> = (0..N)
+        .map(|i| (format!("m-{}", i % 7), format!("not json {i}").into_bytes()))
+        .collect();
+    // One message per batch: tansu 0.6.0 serves a fetch only from a batch start, and a fetch
+    // response cut inside a large batch would leave the consumer stuck there.
+    common::produce(&common::producer_unbatched(), &t.readings, &bad).await;
+
+    let log = dir.path().join("linewatch.log");
+    let started = std::time::Instant::now();
+    let child = spawn(&toml, &log);
+    // tansu's offsets count batches differently from messages: count the messages.
+    wait_for("every dead letter", &log, Duration::from_secs(120), || {
+        common::read_all(&t.dlq, 1).len() >= N
+    });
+    let rate = N as f64 / started.elapsed().as_secs_f64();
+    eprintln!("dead-lettered {N} messages at >= {rate:.0} messages/s (start and reading included)");
+    terminate(child, &log);
+    // A second run from the committed offsets finds nothing left to dead-letter.
+    let log2 = dir.path().join("linewatch-2.log");
+    let child = spawn(&toml, &log2);
+    std::thread::sleep(Duration::from_secs(5));
+    terminate(child, &log2);
+
+    let dlq = common::read_all(&t.dlq, 1);
+    assert_eq!(dlq.len(), N, "each bad message dead-lettered exactly once");
+    let sources: HashSet<&String> = dlq
+        .iter()
+        .map(|m| m.headers.get("linewatch.source").expect("source header"))
+        .collect();
+    assert_eq!(sources.len(), N);
+    assert!(
+        dlq.iter()
+            .all(|m| m.headers.get("linewatch.error").map(String::as_str) == Some("not_json"))
+    );
+    let summary = std::fs::read_to_string(&log).unwrap();
+    let summary = summary
+        .lines()
+        .find(|l| l.contains("stopped cleanly"))
+        .unwrap();
+    assert!(summary.contains(&format!("dead_lettered={N}")), "{summary}");
+    assert!(summary.contains("\"not_json\": 20000"), "{summary}");
 }

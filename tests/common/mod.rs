@@ -13,6 +13,9 @@ use rdkafka::message::{Headers, Message};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::{Offset, TopicPartitionList};
 
+pub mod proxy;
+pub mod run;
+
 /// The broker address from `LINEWATCH_TEST_BROKERS`. Tests that need the broker fail loudly
 /// when it is absent: run them through `./scripts/test.sh`, which starts one.
 pub fn brokers() -> String {
@@ -43,8 +46,13 @@ pub fn unique(prefix: &str) -> String {
 
 /// Creates topics through the Kafka admin API.
 pub async fn create_topics(topics: &[(&str, i32)]) {
+    create_topics_on(&brokers(), topics).await;
+}
+
+/// Creates topics on the broker at `brokers`.
+pub async fn create_topics_on(brokers: &str, topics: &[(&str, i32)]) {
     let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
-        .set("bootstrap.servers", brokers())
+        .set("bootstrap.servers", brokers)
         .create()
         .expect("admin client");
     let new: Vec<NewTopic<'_>> = topics
@@ -64,8 +72,13 @@ pub async fn create_topics(topics: &[(&str, i32)]) {
 }
 
 pub fn producer() -> FutureProducer {
+    producer_on(&brokers())
+}
+
+/// A producer for the broker at `brokers`.
+pub fn producer_on(brokers: &str) -> FutureProducer {
     ClientConfig::new()
-        .set("bootstrap.servers", brokers())
+        .set("bootstrap.servers", brokers)
         .set("message.timeout.ms", "30000")
         .set("linger.ms", "5")
         .create()
@@ -77,8 +90,13 @@ pub fn producer() -> FutureProducer {
 /// until the next batch), so a test that resumes from a committed offset in the middle of
 /// earlier data must produce that data one message per batch.
 pub fn producer_unbatched() -> FutureProducer {
+    producer_unbatched_on(&brokers())
+}
+
+/// [`producer_unbatched`] for the broker at `brokers`.
+pub fn producer_unbatched_on(brokers: &str) -> FutureProducer {
     ClientConfig::new()
-        .set("bootstrap.servers", brokers())
+        .set("bootstrap.servers", brokers)
         .set("message.timeout.ms", "60000")
         .set("linger.ms", "0")
         .set("batch.num.messages", "1")
@@ -135,8 +153,13 @@ pub struct Received {
 
 /// Reads every message of `topic` from the beginning up to the high watermarks as they are now.
 pub fn read_all(topic: &str, partitions: i32) -> Vec<Received> {
+    read_all_on(&brokers(), topic, partitions)
+}
+
+/// Every message of `topic` on the broker at `brokers`.
+pub fn read_all_on(brokers: &str, topic: &str, partitions: i32) -> Vec<Received> {
     let c: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", brokers())
+        .set("bootstrap.servers", brokers)
         .set("group.id", unique("reader"))
         .set("enable.auto.commit", "false")
         .create()

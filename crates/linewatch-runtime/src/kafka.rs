@@ -2,15 +2,19 @@
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
+use anyhow::Context as _;
 use rdkafka::ClientConfig;
 use rdkafka::ClientContext;
 use rdkafka::consumer::{BaseConsumer, ConsumerContext, Rebalance};
+use rdkafka::error::KafkaError;
 use rdkafka::message::{Header, OwnedHeaders};
-use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord};
+use rdkafka::types::RDKafkaErrorCode;
 
 use crate::config::PipelineConfig;
+use crate::telemetry::Health;
 
 /// Header naming why a message was dead-lettered (a stable code such as `not_json`).
 pub const DLQ_REASON_HEADER: &str = "linewatch.error";
@@ -45,15 +49,16 @@ pub fn consumer_config(cfg: &PipelineConfig) -> ClientConfig {
     c
 }
 
-/// The producer's config (alerts and dead letters): idempotent, acknowledged by all replicas.
+/// The producer's config (alerts and dead letters): idempotent, acknowledged by all replicas,
+/// and never giving up on a message (`message.timeout.ms = 0`, infinite): through a broker
+/// outage librdkafka retries delivery until the broker is back, and idempotence keeps a
+/// retried message from being written twice. The pipeline waits for acknowledgements with
+/// [`await_ack`], which reports an outage after `kafka.ack_timeout` but never fails on time.
 pub fn producer_config(cfg: &PipelineConfig) -> ClientConfig {
     let mut c = client_config(&cfg.kafka.brokers, &BTreeMap::new());
     c.set("acks", "all")
         .set("enable.idempotence", "true")
-        .set(
-            "message.timeout.ms",
-            cfg.kafka.ack_timeout.as_millis().to_string(),
-        )
+        .set("message.timeout.ms", "0")
         .set("linger.ms", "5");
     for (k, v) in &cfg.kafka.properties {
         c.set(k, v);
@@ -124,10 +129,20 @@ impl ConsumerContext for LwContext {
     }
 }
 
-/// Sends one bad message to `<topic><suffix>` with the reason in headers, and waits for the
-/// broker's acknowledgement (its offset may only be committed after that).
+/// One bad message handed to the producer for `<topic><suffix>`, its acknowledgement not
+/// yet awaited ([`settle`]).
+pub struct PendingDelivery {
+    /// `topic/partition@offset` of the message it concerns (for errors).
+    pub source: String,
+    delivery: DeliveryFuture,
+}
+
+/// A bad message as a record for `<topic><suffix>`: its original key and payload, the reason
+/// code, the detail and the origin in headers. Enqueued without waiting (dead letters go out
+/// at the rate the broker accepts them); `Err` carries the producer's refusal, a full queue
+/// included (settle what is pending and try again).
 #[allow(clippy::too_many_arguments)]
-pub async fn dead_letter(
+pub fn enqueue_dead_letter(
     producer: &FutureProducer,
     topic: &str,
     suffix: &str,
@@ -137,8 +152,7 @@ pub async fn dead_letter(
     payload: &[u8],
     reason: &str,
     detail: &str,
-    timeout: Duration,
-) -> Result<(), rdkafka::error::KafkaError> {
+) -> Result<PendingDelivery, KafkaError> {
     let dlq = format!("{topic}{suffix}");
     let source = format!("{topic}/{partition}@{offset}");
     let headers = OwnedHeaders::new()
@@ -159,11 +173,75 @@ pub async fn dead_letter(
     if let Some(k) = key {
         record = record.key(k);
     }
-    producer
-        .send(record, timeout)
-        .await
-        .map(|_| ())
-        .map_err(|(e, _)| e)
+    let delivery = producer.send_result(record).map_err(|(e, _)| e)?;
+    Ok(PendingDelivery { source, delivery })
+}
+
+/// Whether the producer refused a message only because its queue is full.
+pub fn is_queue_full(e: &KafkaError) -> bool {
+    matches!(
+        e,
+        KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull)
+    )
+}
+
+/// Awaits every pending delivery, oldest first (see [`await_ack`]).
+///
+/// # Errors
+/// The first delivery the broker refused, naming the message it concerns.
+pub async fn settle(
+    pending: Vec<PendingDelivery>,
+    health: &Health,
+    patience: Duration,
+) -> anyhow::Result<()> {
+    for p in pending {
+        await_ack(p.delivery, health, patience, &p.source)
+            .await
+            .with_context(|| format!("dead letter of {} not acknowledged", p.source))?;
+    }
+    Ok(())
+}
+
+/// Waits for one acknowledgement, as long as it takes: the producer retries through an
+/// outage (see [`producer_config`]). While it waits the loop counts as alive (`/healthz`);
+/// after `patience` (`kafka.ack_timeout`) the broker is reported unreachable
+/// (`linewatch_broker_up` 0, `/readyz` 503, one warning), and reachable again on the ack.
+///
+/// # Errors
+/// The broker refused the message (a permanent error such as authorization or an unknown
+/// topic), or the producer was dropped.
+pub async fn await_ack(
+    delivery: DeliveryFuture,
+    health: &Health,
+    patience: Duration,
+    what: &str,
+) -> Result<(), KafkaError> {
+    tokio::pin!(delivery);
+    let started = Instant::now();
+    let mut reported = false;
+    loop {
+        match tokio::time::timeout(Duration::from_secs(1), &mut delivery).await {
+            Ok(Ok(Ok(_))) => {
+                health.broker_reachable();
+                return Ok(());
+            }
+            Ok(Ok(Err((e, _)))) => return Err(e),
+            Ok(Err(_dropped)) => return Err(KafkaError::Canceled),
+            Err(_waiting) => {
+                health.tick();
+                if !reported && started.elapsed() >= patience {
+                    reported = true;
+                    health.broker_unreachable();
+                    tracing::warn!(
+                        id = what,
+                        waited_s = started.elapsed().as_secs(),
+                        "no acknowledgement from the broker yet; delivery is retried until it \
+                         arrives, and consumption waits"
+                    );
+                }
+            }
+        }
+    }
 }
 
 /// The `(alert_id, state)` pairs among the newest `max_per_partition` messages of each

@@ -11,6 +11,7 @@ use super::durability::{self, AlertKey};
 use super::{Pipeline, state_io};
 use crate::alerter::Alert;
 use crate::kafka;
+use crate::telemetry::Health;
 
 /// Why an alert did not reach the alert topic.
 #[derive(Debug, thiserror::Error)]
@@ -24,7 +25,7 @@ pub enum SendAlertError {
         /// The encoder's error.
         source: serde_json::Error,
     },
-    /// The broker did not acknowledge the message within the timeout.
+    /// The broker refused the message (a permanent error), or the producer was dropped.
     #[error("alert {alert_id} not acknowledged by the broker: {source}")]
     NotAcknowledged {
         /// The alert's id.
@@ -35,30 +36,39 @@ pub enum SendAlertError {
 }
 
 /// Produces `alert` to `topic` (key: the machine, value: its JSON) and waits for the broker's
-/// acknowledgement.
+/// acknowledgement as long as it takes ([`kafka::await_ack`]: through an outage the producer
+/// retries, idempotently; after `patience` the broker is reported unreachable).
 pub(super) async fn send_alert(
     producer: &FutureProducer,
     topic: &str,
     alert: &Alert,
-    timeout: Duration,
+    health: &Health,
+    patience: Duration,
 ) -> Result<(), SendAlertError> {
     let payload = serde_json::to_string(alert).map_err(|source| SendAlertError::Encode {
         alert_id: alert.alert_id.clone(),
         source,
     })?;
-    producer
-        .send(
-            FutureRecord::to(topic)
-                .key(&alert.machine)
-                .payload(&payload),
-            timeout,
-        )
+    let not_acked = |source| SendAlertError::NotAcknowledged {
+        alert_id: alert.alert_id.clone(),
+        source,
+    };
+    let delivery = loop {
+        let record = FutureRecord::to(topic)
+            .key(&alert.machine)
+            .payload(&payload);
+        match producer.send_result(record) {
+            Ok(d) => break d,
+            Err((e, _)) if kafka::is_queue_full(&e) => {
+                health.tick();
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            Err((e, _)) => return Err(not_acked(e)),
+        }
+    };
+    kafka::await_ack(delivery, health, patience, &alert.alert_id)
         .await
-        .map(|_| ())
-        .map_err(|(source, _)| SendAlertError::NotAcknowledged {
-            alert_id: alert.alert_id.clone(),
-            source,
-        })
+        .map_err(not_acked)
 }
 
 impl Pipeline {
@@ -88,6 +98,7 @@ impl Pipeline {
                 producer,
                 &self.cfg.kafka.alerts_topic,
                 a,
+                &self.health,
                 self.cfg.kafka.ack_timeout,
             )
             .await

@@ -29,9 +29,14 @@ impl Pipeline {
         force: bool,
     ) -> anyhow::Result<()> {
         self.health.tick();
+        // No offset is committed past a dead letter the broker has not acknowledged.
+        self.settle_dead_letters().await?;
         let mut tpl = TopicPartitionList::new();
         let parts: Vec<i32> = self.parts.keys().copied().collect();
         let mut open_windows = 0usize;
+        // (partition, its last commit before this one): restored if the commit fails, so the
+        // next tick commits the same offset again even when nothing new was consumed.
+        let mut committing: Vec<(i32, Option<i64>)> = Vec::new();
         for p in parts {
             if let Some(st) = self.parts.get_mut(&p)
                 && st.windower.flush_idle() > 0
@@ -73,6 +78,7 @@ impl Pipeline {
                     .add_partition_offset(&self.cfg.kafka.readings_topic, p, Offset::Offset(next))
                     .is_ok()
             {
+                committing.push((p, st.last_committed));
                 st.last_committed = Some(next);
             }
         }
@@ -89,6 +95,11 @@ impl Pipeline {
             };
             if let Err(e) = consumer.commit(&tpl, mode) {
                 tracing::warn!(error = %e, "offset commit failed; will retry on the next tick");
+                for (p, previous) in committing {
+                    if let Some(st) = self.parts.get_mut(&p) {
+                        st.last_committed = previous;
+                    }
+                }
             }
         }
         drop(tpl);
@@ -173,9 +184,10 @@ impl Pipeline {
         .emit(&mut self.progress);
         // Durable in Parquet: now the alert topic.
         let topic = &self.cfg.kafka.alerts_topic;
-        let timeout = self.cfg.kafka.ack_timeout;
+        let patience = self.cfg.kafka.ack_timeout;
+        let health = &*self.health;
         let sends = alerts.iter().map(|(a, closed_at)| async move {
-            let sent = send_alert(producer, topic, a, timeout).await;
+            let sent = send_alert(producer, topic, a, health, patience).await;
             (sent, closed_at.elapsed().as_secs_f64())
         });
         for (sent, delay) in futures::future::join_all(sends).await {

@@ -12,6 +12,7 @@ use rdkafka::producer::FutureProducer;
 
 use super::Pipeline;
 use crate::kafka::{self, LwContext};
+use crate::telemetry::Health;
 use crate::telemetry::events::{
     ConsumerLag, InspectionDecoded, MachineOnSeveralPartitions, MessageConsumed,
     MessageDeadLettered, ReadingDecoded, ReadingLate,
@@ -83,7 +84,11 @@ impl Pipeline {
         Ok(())
     }
 
-    /// Sends a message that cannot be used to `<topic><dlq_suffix>`, with the reason.
+    /// Sends a message that cannot be used to `<topic><dlq_suffix>`, with the reason, without
+    /// waiting for its acknowledgement: dead letters go out at the rate the broker accepts
+    /// them, and [`Pipeline::settle_dead_letters`] awaits them all before any offset is
+    /// committed (on every tick, and whenever [`MAX_PENDING_DEAD_LETTERS`] or
+    /// [`MAX_PENDING_DEAD_LETTER_BYTES`] wait).
     async fn dead_letter(
         &mut self,
         m: &BorrowedMessage<'_>,
@@ -98,50 +103,94 @@ impl Pipeline {
             reason,
         }
         .emit(&mut self.progress);
-        kafka::dead_letter(
-            producer,
-            m.topic(),
-            &self.cfg.kafka.dlq_suffix,
-            m.partition(),
-            m.offset(),
-            m.key(),
-            m.payload().unwrap_or_default(),
-            reason,
-            detail,
-            self.cfg.kafka.ack_timeout,
-        )
-        .await
-        .with_context(|| {
-            format!(
-                "dead-lettering {}/{}@{}",
+        loop {
+            match kafka::enqueue_dead_letter(
+                producer,
                 m.topic(),
+                &self.cfg.kafka.dlq_suffix,
                 m.partition(),
-                m.offset()
-            )
-        })
+                m.offset(),
+                m.key(),
+                m.payload().unwrap_or_default(),
+                reason,
+                detail,
+            ) {
+                Ok(p) => {
+                    self.dead_letters.push(p);
+                    self.dead_letter_bytes += m.payload_len() + m.key_len();
+                    break;
+                }
+                Err(e) if kafka::is_queue_full(&e) => self.settle_dead_letters().await?,
+                Err(e) => {
+                    return Err(e).with_context(|| {
+                        format!(
+                            "dead-lettering {}/{}@{}",
+                            m.topic(),
+                            m.partition(),
+                            m.offset()
+                        )
+                    });
+                }
+            }
+        }
+        if self.dead_letters.len() >= MAX_PENDING_DEAD_LETTERS
+            || self.dead_letter_bytes >= MAX_PENDING_DEAD_LETTER_BYTES
+        {
+            self.settle_dead_letters().await?;
+        }
+        Ok(())
+    }
+
+    /// Awaits the acknowledgement of every dead letter sent so far (as long as the broker
+    /// takes: see [`kafka::await_ack`]). Called before offsets are committed, so an offset is
+    /// never committed past a dead letter the broker has not acknowledged.
+    pub(super) async fn settle_dead_letters(&mut self) -> anyhow::Result<()> {
+        let pending = std::mem::take(&mut self.dead_letters);
+        self.dead_letter_bytes = 0;
+        kafka::settle(pending, &self.health, self.cfg.kafka.ack_timeout).await
     }
 }
 
+/// Dead letters that may wait for their acknowledgements at once, by count and by payload
+/// bytes (memory stays bounded during a flood of bad messages, whatever their size).
+pub(super) const MAX_PENDING_DEAD_LETTERS: usize = 10_000;
+pub(super) const MAX_PENDING_DEAD_LETTER_BYTES: usize = 32 << 20;
+
 /// Sets the consumer-lag gauge: the messages between the consumer's position and the high
-/// watermark, over its assigned partitions.
-pub(super) fn report_lag(consumer: &StreamConsumer<LwContext>) {
-    let Ok(assignment) = consumer.assignment() else {
-        return;
-    };
-    let Ok(position) = consumer.position() else {
-        return;
-    };
-    let mut total = 0i64;
-    for e in position.elements() {
-        if let Offset::Offset(pos) = e.offset()
-            && let Ok((_, high)) =
-                consumer.fetch_watermarks(e.topic(), e.partition(), Duration::from_millis(500))
-        {
-            total += (high - pos).max(0);
+/// watermark, over its assigned partitions. When that is unknown (no partition assigned, no
+/// position yet, or a high watermark the broker did not give within 500 ms) the gauge is
+/// NaN, never 0; a failed fetch also reports the broker unreachable, a full answer reachable.
+pub(super) fn report_lag(consumer: &StreamConsumer<LwContext>, health: &Health) {
+    let lag = match consumer.position() {
+        Ok(position) => {
+            let mut total = Some(0i64);
+            for e in position.elements() {
+                let Offset::Offset(pos) = e.offset() else {
+                    total = None;
+                    continue;
+                };
+                match consumer.fetch_watermarks(
+                    e.topic(),
+                    e.partition(),
+                    Duration::from_millis(500),
+                ) {
+                    Ok((_, high)) => total = total.map(|t| t + (high - pos).max(0)),
+                    Err(_) => {
+                        health.broker_unreachable();
+                        total = None;
+                        break;
+                    }
+                }
+            }
+            if total.is_some() && position.count() > 0 {
+                health.broker_reachable();
+            }
+            // Lists returned by the consumer go before it does (rd_kafka_destroy hang).
+            let n = position.count();
+            drop(position);
+            total.filter(|_| n > 0)
         }
-    }
-    ConsumerLag { messages: total }.emit();
-    // Lists returned by the consumer go before it does (rd_kafka_destroy hang).
-    drop(position);
-    drop(assignment);
+        Err(_) => None,
+    };
+    ConsumerLag { messages: lag }.emit();
 }

@@ -77,6 +77,9 @@ pub struct Pipeline {
     progress_tx: watch::Sender<Progress>,
     health: Arc<Health>,
     keying: keying::MachinePartitions,
+    /// Dead letters sent, their acknowledgements not yet awaited, and their payload bytes.
+    dead_letters: Vec<kafka::PendingDelivery>,
+    dead_letter_bytes: usize,
 }
 
 impl Pipeline {
@@ -148,6 +151,8 @@ impl Pipeline {
             progress_tx,
             health,
             keying: keying::MachinePartitions::default(),
+            dead_letters: Vec::new(),
+            dead_letter_bytes: 0,
         })
     }
 
@@ -191,7 +196,7 @@ impl Pipeline {
                     self.on_rebalance(ctx.take_events());
                     self.on_tick(&consumer, &producer, false).await?;
                 }
-                _ = lag_tick.tick() => ingest::report_lag(&consumer),
+                _ = lag_tick.tick() => ingest::report_lag(&consumer, &self.health),
                 _ = models_tick.tick() => self.pick_up_new_version(),
                 msg = consumer.recv() => match msg {
                     Ok(m) => self.on_message(&m, &producer).await?,

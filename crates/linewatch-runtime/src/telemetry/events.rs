@@ -140,12 +140,13 @@ impl MessageDeadLettered<'_> {
 
 /// The messages between the consumer's position and the high watermark, over its partitions.
 pub struct ConsumerLag {
-    pub messages: i64,
+    /// `None` when unknown (no partition, no position, the broker did not answer).
+    pub messages: Option<i64>,
 }
 
 impl ConsumerLag {
     pub fn emit(self) {
-        metrics::gauge!(CONSUMER_LAG).set(self.messages as f64);
+        metrics::gauge!(CONSUMER_LAG).set(self.messages.map_or(f64::NAN, |m| m as f64));
     }
 }
 

@@ -1,4 +1,5 @@
-//! Metrics (Prometheus text format) and the operations endpoint (`/metrics`, `/healthz`).
+//! Metrics (Prometheus text format) and the operations endpoint (`/metrics`, `/healthz`,
+//! `/readyz`).
 //!
 //! Metric names are constants here, used only by [`events`]: the pipeline emits typed events
 //! that record through the `metrics` facade, and a process-wide Prometheus recorder renders
@@ -31,7 +32,11 @@ pub const FILES_WRITTEN: &str = "linewatch_parquet_files_written_total";
 pub const MODEL_VERSION: &str = "linewatch_model_version";
 pub const OPEN_WINDOWS: &str = "linewatch_open_windows";
 pub const INSPECTIONS: &str = "linewatch_inspections_total";
+pub const BROKER_UP: &str = "linewatch_broker_up";
 pub const SPLIT_MACHINES: &str = "linewatch_machines_on_several_partitions_total";
+
+/// How long without a tick of the loop `/healthz` and `/readyz` call a stall.
+const STALL: Duration = Duration::from_secs(30);
 
 static HANDLE: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
 
@@ -54,6 +59,8 @@ pub fn prometheus() -> Option<PrometheusHandle> {
 #[derive(Debug, Default)]
 pub struct Health {
     last_tick_ms: AtomicI64,
+    /// When the broker was found unreachable (epoch ms); 0 while it is reachable.
+    broker_down_since_ms: AtomicI64,
 }
 
 fn now_ms() -> i64 {
@@ -73,6 +80,51 @@ impl Health {
     pub fn is_healthy(&self, stall: Duration) -> bool {
         let last = self.last_tick_ms.load(Ordering::Relaxed);
         last > 0 && now_ms() - last <= stall.as_millis() as i64
+    }
+
+    /// The broker did not answer in time (an acknowledgement waited past
+    /// `kafka.ack_timeout`, or no partition's high watermark could be fetched): sets
+    /// `linewatch_broker_up` to 0 and keeps the first moment it was seen.
+    pub fn broker_unreachable(&self) {
+        let _ = self.broker_down_since_ms.compare_exchange(
+            0,
+            now_ms(),
+            Ordering::Relaxed,
+            Ordering::Relaxed,
+        );
+        metrics::gauge!(BROKER_UP).set(0.0);
+    }
+
+    /// The broker answered (an acknowledgement, a watermark): `linewatch_broker_up` is 1.
+    pub fn broker_reachable(&self) {
+        let since = self.broker_down_since_ms.swap(0, Ordering::Relaxed);
+        if since > 0 {
+            tracing::info!(
+                down_s = (now_ms() - since) as f64 / 1000.0,
+                "the broker is reachable again"
+            );
+        }
+        metrics::gauge!(BROKER_UP).set(1.0);
+    }
+
+    /// How long the broker has been unreachable; `None` while it is reachable.
+    pub fn broker_down_for(&self) -> Option<Duration> {
+        let since = self.broker_down_since_ms.load(Ordering::Relaxed);
+        (since > 0).then(|| Duration::from_millis((now_ms() - since).max(0) as u64))
+    }
+
+    /// Readiness: the loop is alive and the broker reachable; otherwise why not.
+    pub fn readiness(&self, stall: Duration) -> Result<(), String> {
+        if !self.is_healthy(stall) {
+            return Err("stalled: the pipeline loop has not ticked".into());
+        }
+        match self.broker_down_for() {
+            Some(d) => Err(format!(
+                "degraded: the broker has been unreachable for {:.0} s; waiting, nothing is lost",
+                d.as_secs_f64()
+            )),
+            None => Ok(()),
+        }
     }
 }
 
@@ -106,15 +158,27 @@ pub async fn serve(
                 }
             }),
         )
-        .route(
-            "/healthz",
+        .route("/healthz", {
+            let health = health.clone();
             get(move || {
                 let health = health.clone();
                 async move {
-                    if health.is_healthy(Duration::from_secs(30)) {
+                    if health.is_healthy(STALL) {
                         (axum::http::StatusCode::OK, "ok\n")
                     } else {
                         (axum::http::StatusCode::SERVICE_UNAVAILABLE, "stalled\n")
+                    }
+                }
+            })
+        })
+        .route(
+            "/readyz",
+            get(move || {
+                let health = health.clone();
+                async move {
+                    match health.readiness(STALL) {
+                        Ok(()) => (axum::http::StatusCode::OK, "ready\n".to_string()),
+                        Err(why) => (axum::http::StatusCode::SERVICE_UNAVAILABLE, why + "\n"),
                     }
                 }
             }),
@@ -130,4 +194,25 @@ pub async fn serve(
         }
     });
     Ok((bound, task))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn readiness_says_stalled_then_degraded_then_ready() {
+        let h = Health::default();
+        assert!(h.readiness(STALL).unwrap_err().starts_with("stalled"));
+        h.tick();
+        assert_eq!(h.readiness(STALL), Ok(()));
+        h.broker_unreachable();
+        h.broker_unreachable(); // keeps the first moment
+        assert!(h.broker_down_for().is_some());
+        assert!(h.readiness(STALL).unwrap_err().starts_with("degraded"));
+        assert!(h.is_healthy(STALL), "alive while it waits for the broker");
+        h.broker_reachable();
+        assert_eq!(h.broker_down_for(), None);
+        assert_eq!(h.readiness(STALL), Ok(()));
+    }
 }
