@@ -16,19 +16,17 @@
 //!   baseline and fallback.
 //! * [`checkpoint`]: `model.safetensors` + `model.json` in a version directory.
 //! * [`device`]: `auto | cpu | cuda | cuda:N`.
-//! * [`bench`]: quality and speed measurements against known ground truth.
 //!
 //! ## Neighbours
 //!
 //! `linewatch-window` produces the feature rows (row-major `f64` here, with feature names);
 //! `linewatch-runtime` scores them with a shared `Arc` snapshot of these models (all scoring
 //! takes `&self`; models are cheap to clone and `Send + Sync`), runs training off the async
-//! threads and hot-swaps checkpoints; the `linewatch` binary exposes `bench models`.
+//! threads and hot-swaps checkpoints; `linewatch-bench` measures them (`linewatch bench models`).
 
 // Numerical code indexes several arrays with one loop variable; ranges read clearer.
 #![allow(clippy::needless_range_loop)]
 
-pub mod bench;
 pub mod checkpoint;
 pub mod device;
 pub mod error;

@@ -3,7 +3,6 @@
 //! # Layout
 //! - [`backtest`]: windowing, models and alerts over labelled CSV files, no Kafka, with a PCA
 //!   baseline beside the model.
-//! - [`bench_detect`]: `linewatch bench detect`, the backtests of a data folder as one JSON.
 //! - [`config`]: the pipeline TOML, defaults, environment overrides, validation.
 //! - [`kafka`]: client configuration, rebalance events, dead letters.
 //! - [`pipeline`]: the streaming loop (consume, window, score, alert, write, commit).
@@ -22,7 +21,6 @@
 
 pub mod alerter;
 pub mod backtest;
-pub mod bench_detect;
 pub mod config;
 pub mod demo;
 pub mod kafka;

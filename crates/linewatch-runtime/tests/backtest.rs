@@ -1,16 +1,15 @@
 //! `linewatch backtest --train-csv`, the partial-window rule, the PCA baseline beside the
-//! model, channel checks and `linewatch bench detect`, on small synthetic CSV files.
+//! model and channel checks, on small synthetic CSV files (`linewatch bench detect` is tested
+//! in `crates/linewatch-bench/tests/detect.rs`).
 
 #![allow(clippy::unwrap_used)]
 
-use std::fmt::Write as _;
 use std::path::Path;
 
 mod common;
 
-use common::{Gauss, options};
-use linewatch_runtime::backtest::{self, BacktestSummary, PcaConfig, TrainSplit, load_config};
-use linewatch_runtime::bench_detect::{DetectOptions, bench_detect};
+use common::{options, write_gaussian};
+use linewatch_runtime::backtest::{self, BacktestSummary, TrainSplit, load_config};
 use linewatch_runtime::config::PipelineConfig;
 
 /// Model and alert settings from a pipeline file without a `[window] channels` list.
@@ -21,33 +20,6 @@ fn config(dir: &Path) -> PipelineConfig {
 /// Default windows: 12 samples, hop 1; the first 11 windows of a file are partial.
 const PARTIAL: usize = 11;
 const CHANNELS: [&str; 3] = ["a", "b", "c"];
-
-/// Writes `rows` rows of 3 correlated Gaussian channels, one per second; rows from
-/// `shift_from` on have `shift` added to channel `a` and label 1.
-fn write_gaussian(
-    path: &Path,
-    channels: &[&str],
-    rows: usize,
-    seed: u64,
-    shift_from: Option<usize>,
-    shift: f64,
-) {
-    let mut g = Gauss(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1);
-    let mut s = format!("timestamp,{},label\n", channels.join(","));
-    for i in 0..rows {
-        let z = g.normal();
-        let shifted = shift_from.is_some_and(|k| i >= k);
-        let a = 10.0 + z + if shifted { shift } else { 0.0 };
-        let b = 5.0 + 0.8 * z + 0.6 * g.normal();
-        let c = -2.0 + 0.5 * g.normal();
-        write!(s, "{}", 1_700_000_000 + i as u64).unwrap();
-        for v in [a, b, c].iter().take(channels.len()) {
-            write!(s, ",{v:.5}").unwrap();
-        }
-        writeln!(s, ",{}", u8::from(shifted)).unwrap();
-    }
-    std::fs::write(path, s).unwrap();
-}
 
 /// rows.csv as (file, score, p_value, alert, baseline_alert, label) per row.
 #[allow(clippy::type_complexity)]
@@ -242,91 +214,6 @@ fn train_csv_and_a_head_split_together_are_an_error() {
     o.split = Some(TrainSplit::Fraction(0.5));
     let err = backtest::backtest(&config(d), &o).unwrap_err().to_string();
     assert!(err.contains("--train-csv"), "{err}");
-}
-
-/// A univariate NAB-like file: a level of 50 with noise, +6 from `shift_from` on.
-fn write_nab(path: &Path, rows: usize, shift_from: usize) {
-    let mut g = Gauss(99);
-    let mut s = String::from("timestamp,value,anomaly\n");
-    for i in 0..rows {
-        let on = i >= shift_from;
-        let v = 50.0 + g.normal() + if on { 6.0 } else { 0.0 };
-        writeln!(
-            s,
-            "{},{v:.4},{}",
-            1_600_000_000 + 300 * i as u64,
-            u8::from(on)
-        )
-        .unwrap();
-    }
-    std::fs::write(path, s).unwrap();
-}
-
-#[test]
-fn bench_detect_reports_tep_and_nab_for_model_and_baseline() {
-    let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("data");
-    let tep = data.join("tep");
-    std::fs::create_dir_all(&tep).unwrap();
-    let rename = |p: &Path| {
-        // TEP files label with `fault`.
-        let t = std::fs::read_to_string(p)
-            .unwrap()
-            .replacen(",label\n", ",fault\n", 1);
-        std::fs::write(p, t).unwrap();
-    };
-    for (name, seed, shift) in [
-        ("train-normal.csv", 11, None),
-        ("test-normal.csv", 12, None),
-        ("fault01.csv", 13, Some(0)),
-    ] {
-        let p = tep.join(name);
-        let rows = if name.starts_with("train") { 500 } else { 240 };
-        write_gaussian(&p, &CHANNELS, rows, seed, shift, 4.0);
-        rename(&p);
-    }
-    write_nab(&data.join("nab-level.csv"), 700, 600);
-    let cfg = config(dir.path());
-    let opts = DetectOptions {
-        data: data.clone(),
-        out: dir.path().join("out"),
-        baseline: PcaConfig::default(),
-        nab_train_rows: 400,
-    };
-    let r = serde_json::to_value(bench_detect(&cfg, &opts).unwrap()).unwrap();
-    for who in ["model", "baseline"] {
-        let t = &r["tep"][who];
-        let far = t["false_alarm_rate"].as_f64().unwrap();
-        assert!(far <= 0.10, "{who} TEP false alarms {far}");
-        let det = t["detection"]["1"].as_f64().unwrap();
-        // Every fault row is shifted; the first 11 rows have no full window, 2 more wait
-        // for the hysteresis: at most 227 / 240.
-        assert!(
-            (0.85..=227.0 / 240.0 + 1e-12).contains(&det),
-            "{who} detection {det}"
-        );
-        assert_eq!(t["mean_detection_excl_3_9_15"].as_f64(), Some(det));
-        let n = &r["nab"][who];
-        assert!(n["f1"].as_f64().unwrap() > 0.8, "{who} NAB {n}");
-        assert!(n["pr_auc"].as_f64().unwrap() > 0.8, "{who} NAB {n}");
-    }
-    assert!(r["tep"]["baseline"]["t2"]["false_alarm_rate"].is_number());
-    assert!(r["tep"]["baseline"]["spe"]["mean_detection_excl_3_9_15"].is_number());
-    assert!(dir.path().join("out/tep/summary.json").is_file());
-    assert!(dir.path().join("out/nab/rows.csv").is_file());
-
-    // A folder with only NAB files: TEP is skipped, not an error; an empty one is an error.
-    std::fs::remove_dir_all(&tep).unwrap();
-    let r = serde_json::to_value(bench_detect(&cfg, &opts).unwrap()).unwrap();
-    assert!(r["tep"]["skipped"].as_str().unwrap().contains("tep/"));
-    assert!(r["nab"]["model"]["f1"].is_number());
-    let empty = dir.path().join("empty");
-    std::fs::create_dir_all(&empty).unwrap();
-    let o = DetectOptions {
-        data: empty,
-        ..opts
-    };
-    assert!(bench_detect(&cfg, &o).is_err());
 }
 
 #[test]

@@ -2,6 +2,7 @@
 
 #![allow(clippy::unwrap_used, dead_code)]
 
+use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 use linewatch_runtime::backtest::{BacktestOptions, PcaConfig, load_config};
@@ -56,4 +57,31 @@ pub fn options(csv: Vec<PathBuf>, train: Vec<PathBuf>, out: PathBuf) -> Backtest
         baseline: PcaConfig::default(),
         out,
     }
+}
+
+/// Writes `rows` rows of 3 correlated Gaussian channels, one per second; rows from
+/// `shift_from` on have `shift` added to channel `a` and label 1.
+pub fn write_gaussian(
+    path: &Path,
+    channels: &[&str],
+    rows: usize,
+    seed: u64,
+    shift_from: Option<usize>,
+    shift: f64,
+) {
+    let mut g = Gauss(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1);
+    let mut s = format!("timestamp,{},label\n", channels.join(","));
+    for i in 0..rows {
+        let z = g.normal();
+        let shifted = shift_from.is_some_and(|k| i >= k);
+        let a = 10.0 + z + if shifted { shift } else { 0.0 };
+        let b = 5.0 + 0.8 * z + 0.6 * g.normal();
+        let c = -2.0 + 0.5 * g.normal();
+        write!(s, "{}", 1_700_000_000 + i as u64).unwrap();
+        for v in [a, b, c].iter().take(channels.len()) {
+            write!(s, ",{v:.5}").unwrap();
+        }
+        writeln!(s, ",{}", u8::from(shifted)).unwrap();
+    }
+    std::fs::write(path, s).unwrap();
 }

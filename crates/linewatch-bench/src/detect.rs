@@ -21,8 +21,10 @@ use std::time::Instant;
 use anyhow::{Context as _, bail};
 use serde::Serialize;
 
-use crate::backtest::{self, BacktestOptions, BacktestSummary, Metrics, PcaConfig, TrainSplit};
-use crate::config::PipelineConfig;
+use linewatch_runtime::backtest::{
+    self, BacktestOptions, BacktestSummary, Metrics, PcaConfig, TrainSplit,
+};
+use linewatch_runtime::config::PipelineConfig;
 
 /// Rows of each NAB file's training head (the anomaly-free head of both shipped files).
 pub const NAB_TRAIN_ROWS: usize = 2000;

@@ -1,11 +1,11 @@
 //! Runs the models benchmark and prints its JSON report as the last line.
 //!
-//! `cargo run --release -p linewatch-models --example bench_models`
+//! `cargo run --release -p linewatch-bench --example bench_models`
 //! Options (JSON of `BenchOptions`, partial allowed) may be given in `LWM_BENCH_OPTS`;
 //! logs with `RUST_LOG=info`. For a single-core figure: `RAYON_NUM_THREADS=1 taskset -c 0 ...`.
 #![allow(clippy::print_stdout, clippy::unwrap_used)]
 
-use linewatch_models::bench::{BenchOptions, bench_models};
+use linewatch_bench::models::{BenchOptions, bench_models};
 
 fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
