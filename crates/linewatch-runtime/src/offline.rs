@@ -191,7 +191,11 @@ pub fn train_from_parquet(
     if let Some(s) = &job.serving {
         tracing::info!(version = %s.version, "gating against the serving version");
     }
-    match crate::trainer::train_and_validate(&cfg, &feature_names, job)? {
+    match crate::trainer::train_and_validate(
+        &crate::trainer::TrainSettings::of(&cfg),
+        &feature_names,
+        job,
+    )? {
         Outcome::Accepted(s) => Ok(TrainResult::NewVersion(s.version.clone())),
         Outcome::Rejected(why) => Ok(TrainResult::Rejected(why)),
         Outcome::Failed(why) => Err(anyhow::anyhow!(why)),

@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use arc_swap::ArcSwapOption;
-use linewatch_window::{ClosedWindow, FeatureSchema};
+use linewatch_window::{ClosedWindow, FeatureSchema, Stat};
 
 use crate::alerter::FeatureContribution;
 use crate::model_store::{Snapshot, iso_input};
@@ -35,17 +35,16 @@ pub struct ModelInputs {
 }
 
 impl ModelInputs {
-    /// The inputs for the statistics `stats` (`model.stats`) of the window features.
-    pub fn new(schema: &FeatureSchema, stats: &[String]) -> Self {
-        Self::from_names(schema.feature_names(), stats)
-    }
-
-    /// From the full list of feature names, in order.
-    pub fn from_names(all: &[String], stats: &[String]) -> Self {
-        let idx: Vec<usize> = (0..all.len())
-            .filter(|&i| {
-                let stat = all[i].rsplit("__").next().unwrap_or_default();
-                stat != "count" && stats.iter().any(|s| s == stat)
+    /// The inputs for the statistics `stats` (`model.stats`) of the window features, in the
+    /// schema's column order; `count` is left out whatever `stats` says.
+    pub fn new(schema: &FeatureSchema, stats: &[Stat]) -> Self {
+        let all = schema.feature_names();
+        let idx: Vec<usize> = (0..schema.channels().len())
+            .flat_map(|c| {
+                Stat::ALL
+                    .into_iter()
+                    .filter(|s| s.is_continuous() && stats.contains(s))
+                    .filter_map(move |s| schema.feature_index(c, s))
             })
             .collect();
         let names = idx.iter().map(|&i| all[i].clone()).collect();

@@ -222,7 +222,7 @@ fn pipeline_files_need_no_window_channels() {
     let p = dir.path().join("m.toml");
     std::fs::write(&p, "[model]\nstats = [\"mean\"]\n").unwrap();
     let cfg = load_config(Some(&p)).unwrap();
-    assert_eq!(cfg.model.stats, vec!["mean".to_string()]);
+    assert_eq!(cfg.model.stats, vec![linewatch_window::Stat::Mean]);
     // A bad key is still named.
     std::fs::write(&p, "[model]\npower = 4\n").unwrap();
     let err = format!("{:#}", load_config(Some(&p)).unwrap_err());

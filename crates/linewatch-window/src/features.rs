@@ -4,8 +4,10 @@
 //! and centred second moments), so long windows of large, nearly constant
 //! values keep their precision. Time enters as seconds since the window start.
 
-/// One feature of a channel; the batch has one column per (channel, stat).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+/// One feature of a channel; the batch has one column per (channel, stat). Written and read
+/// (serde, [`std::str::FromStr`]) by its column-name suffix: `"mean"`, `"std"`, ...
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Stat {
     /// Arithmetic mean.
     Mean,
@@ -37,6 +39,12 @@ impl Stat {
         Stat::Count,
     ];
 
+    /// Whether the statistic has a density a score model can learn: every one but `Count`
+    /// (a count lives on the integers, where a density and its score do not exist).
+    pub fn is_continuous(self) -> bool {
+        self != Stat::Count
+    }
+
     /// The column-name suffix: `<channel>__<name>`.
     pub fn name(self) -> &'static str {
         match self {
@@ -48,6 +56,21 @@ impl Stat {
             Stat::Slope => "slope",
             Stat::Count => "count",
         }
+    }
+}
+
+impl std::str::FromStr for Stat {
+    type Err = String;
+
+    /// The statistic named by its column-name suffix (`"mean"`, ..., `"count"`).
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Stat::ALL
+            .into_iter()
+            .find(|st| st.name() == s)
+            .ok_or_else(|| {
+                let names: Vec<&str> = Stat::ALL.iter().map(|st| st.name()).collect();
+                format!("unknown statistic {s:?} (one of {names:?})")
+            })
     }
 }
 

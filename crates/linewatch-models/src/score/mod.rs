@@ -173,6 +173,11 @@ impl Default for ScoreConfig {
     }
 }
 
+/// The allowed `threshold_quantile`s, the one rule for every caller (the runtime's
+/// `model.threshold_quantile` included): below 0.5 the threshold would sit inside the bulk of
+/// normal windows and alert on most of them; 1 would never alert.
+pub const THRESHOLD_QUANTILES: std::ops::Range<f64> = 0.5..1.0;
+
 impl ScoreConfig {
     /// Hidden widths for `d` features.
     pub fn hidden_for(&self, d: usize) -> Vec<usize> {
@@ -198,8 +203,8 @@ impl ScoreConfig {
         let bad = |m: &str| Err(ModelError::InvalidConfig(m.to_string()));
         self.train.validate()?;
         GaussLegendre::new(self.quadrature_nodes)?;
-        if !(self.threshold_quantile > 0.0 && self.threshold_quantile < 1.0) {
-            return bad("threshold_quantile must be in (0, 1)");
+        if !THRESHOLD_QUANTILES.contains(&self.threshold_quantile) {
+            return bad("threshold_quantile must be in [0.5, 1)");
         }
         if let Some(c) = self.clip
             && !(c.is_finite() && c > 0.0)

@@ -400,6 +400,10 @@ fn rejects_bad_input() {
             ..Default::default()
         },
         ScoreConfig {
+            threshold_quantile: 0.3,
+            ..Default::default()
+        },
+        ScoreConfig {
             overlap: 0.5,
             ..Default::default()
         },

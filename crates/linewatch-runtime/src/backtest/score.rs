@@ -44,7 +44,7 @@ pub(super) fn fit(
             what.display()
         );
     }
-    let model = crate::trainer::train_score_model(cfg, rows, inputs.names(), overlap)
+    let model = crate::trainer::train_score_model(&cfg.model, rows, inputs.names(), overlap)
         .with_context(|| format!("training the score model on {}", what.display()))?;
     let baseline = PcaMonitor::fit(rows, d, pca).map_err(|e| e.to_string());
     match &baseline {

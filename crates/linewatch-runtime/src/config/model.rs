@@ -4,6 +4,8 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+pub use linewatch_models::Monotone;
+use linewatch_window::Stat;
 use serde::{Deserialize, Serialize};
 
 use super::{CHANNELS_FROM_DATA, ConfigError, PipelineConfig, at_least_one, fraction, invalid};
@@ -53,12 +55,12 @@ pub struct ModelSection {
     /// Seed of initialisation, shuffling and projections. Default 7.
     pub seed: u64,
     /// `auto`, `cpu`, `cuda` or `cuda:N`. Default "auto".
-    pub device: String,
+    pub device: linewatch_models::DeviceSpec,
     /// Window statistics the models see, per channel (of mean, std, min, max, last, slope).
     /// `count` is never modelled (discrete: score matching needs a density). Default
     /// ["mean", "std", "slope"]: min, max and last are nearly collinear with mean and std
     /// within a window (near-singular directions of the covariance).
-    pub stats: Vec<String>,
+    pub stats: Vec<linewatch_window::Stat>,
 }
 
 impl Default for ModelSection {
@@ -80,22 +82,10 @@ impl Default for ModelSection {
             calibration_folds: 10,
             quadrature_nodes: 16,
             seed: 7,
-            device: "auto".into(),
-            stats: vec!["mean".into(), "std".into(), "slope".into()],
+            device: linewatch_models::DeviceSpec::Auto,
+            stats: vec![Stat::Mean, Stat::Std, Stat::Slope],
         }
     }
-}
-
-/// How a covariate may move the defect probability.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Monotone {
-    /// Higher value never lowers the defect probability.
-    Increasing,
-    /// Higher value never raises it.
-    Decreasing,
-    /// No constraint.
-    Free,
 }
 
 /// One covariate of the isotonic model: a feature column `<channel>__<stat>`.
@@ -189,7 +179,6 @@ impl Default for RetrainSection {
     }
 }
 /// The window statistics a model may see (`count` is never modelled).
-const MODEL_STATS: [&str; 6] = ["mean", "std", "min", "max", "last", "slope"];
 impl PipelineConfig {
     pub(super) fn validate_model(&self) -> Result<(), ConfigError> {
         let m = &self.model;
@@ -236,7 +225,7 @@ impl PipelineConfig {
             ));
         }
         fraction("model.holdout_fraction", m.holdout_fraction, 0.05, 0.5)?;
-        if !(0.5..1.0).contains(&m.threshold_quantile) {
+        if !linewatch_models::score::THRESHOLD_QUANTILES.contains(&m.threshold_quantile) {
             return Err(invalid(
                 "model.threshold_quantile",
                 format!("{}: must be in [0.5, 1)", m.threshold_quantile),
@@ -257,23 +246,23 @@ impl PipelineConfig {
                 format!("{}: must be in 2..=64", m.quadrature_nodes),
             ));
         }
-        if m.device.parse::<linewatch_models::DeviceSpec>().is_err() {
-            return Err(invalid(
-                "model.device",
-                format!("{:?}: use auto, cpu, cuda or cuda:N", m.device),
-            ));
-        }
         let mut seen = std::collections::HashSet::new();
         if m.stats.is_empty()
             || m.stats
                 .iter()
-                .any(|s| !MODEL_STATS.contains(&s.as_str()) || !seen.insert(s))
+                .any(|s| !s.is_continuous() || !seen.insert(*s))
         {
+            let names: Vec<&str> = m.stats.iter().map(|s| s.name()).collect();
+            let allowed: Vec<&str> = Stat::ALL
+                .iter()
+                .filter(|s| s.is_continuous())
+                .map(|s| s.name())
+                .collect();
             return Err(invalid(
                 "model.stats",
                 format!(
-                    "{:?}: choose one or more of {MODEL_STATS:?}, each once",
-                    m.stats
+                    "{names:?}: choose one or more of {allowed:?}, each once (count is \
+                     discrete: it has no density to learn)"
                 ),
             ));
         }
@@ -334,11 +323,13 @@ impl PipelineConfig {
                     self.window.channels
                 )));
             }
-            if !self.model.stats.iter().any(|s| s == stat) {
+            let stat = stat.parse::<Stat>().map_err(why)?;
+            if !self.model.stats.contains(&stat) {
+                let names: Vec<&str> = self.model.stats.iter().map(|s| s.name()).collect();
                 return Err(why(format!(
-                    "the model does not see this feature: statistic {stat:?} is not in \
-                     model.stats {:?}",
-                    self.model.stats
+                    "the model does not see this feature: statistic {:?} is not in \
+                     model.stats {names:?}",
+                    stat.name()
                 )));
             }
         }

@@ -46,7 +46,7 @@ use crate::output;
 use crate::scoring::{ModelInputs, ModelSlot};
 use crate::telemetry::Health;
 pub use crate::telemetry::Progress;
-use crate::trainer::{TrainBuffer, Trainer};
+use crate::trainer::{TrainBuffer, TrainSettings, Trainer};
 
 use linewatch_sink::{ParquetTable, RollPolicy};
 use linewatch_window::{ChannelSet, DecodeLimits, FeatureSchema, WindowConfig};
@@ -125,7 +125,7 @@ impl Pipeline {
             Ok(None) => tracing::info!("no model yet: warming up (rows get null scores)"),
             Err(e) => tracing::warn!(error = %e, "could not read the models folder; warming up"),
         }
-        let trainer = Trainer::spawn(cfg.clone(), inputs.names().to_vec())?;
+        let trainer = Trainer::spawn(TrainSettings::of(&cfg), inputs.names().to_vec())?;
         let buffer = TrainBuffer::new(cfg.retrain.max_rows, cfg.slide().as_millis() as i64);
         let progress = Progress {
             model_version: models.current().map(|s| s.version.clone()),

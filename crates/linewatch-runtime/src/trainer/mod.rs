@@ -12,7 +12,9 @@ use std::time::Instant;
 
 use anyhow::Context as _;
 
-use crate::config::PipelineConfig;
+use std::path::PathBuf;
+
+use crate::config::{IsotonicSection, ModelSection, PipelineConfig, RetrainSection};
 use crate::model_store::Snapshot;
 
 pub use buffer::{GuardBand, LabelledRow, TrainBuffer, TrainRow};
@@ -20,6 +22,37 @@ pub use train::{
     resolve_device, score_config, train_and_validate, train_score_model, train_score_model_on,
     train_score_model_overlap,
 };
+
+/// What retraining needs from the pipeline file: its training sections, the stream's window
+/// overlap and where versions go (the trainer thread holds this, not the whole configuration).
+#[derive(Debug, Clone)]
+pub struct TrainSettings {
+    /// `[model]`.
+    pub model: ModelSection,
+    /// `[isotonic]`.
+    pub isotonic: IsotonicSection,
+    /// `[retrain]`.
+    pub retrain: RetrainSection,
+    /// Consecutive windows of a machine that share readings (window size / hop; 1 for
+    /// tumbling windows): the effective sample size divides by it.
+    pub overlap: f64,
+    /// Where versions are written: `retrain.models_dir/<pipeline.name>`.
+    pub models_root: PathBuf,
+}
+
+impl TrainSettings {
+    /// The settings of the pipeline `cfg`.
+    pub fn of(cfg: &PipelineConfig) -> Self {
+        let hop = cfg.slide().as_millis().max(1) as f64;
+        Self {
+            model: cfg.model.clone(),
+            isotonic: cfg.isotonic.clone(),
+            retrain: cfg.retrain.clone(),
+            overlap: (cfg.window.size.as_millis() as f64 / hop).max(1.0),
+            models_root: cfg.models_root(),
+        }
+    }
+}
 
 /// What a retraining works from.
 pub struct TrainJob {
@@ -48,7 +81,7 @@ pub struct Trainer {
 }
 
 impl Trainer {
-    pub fn spawn(cfg: PipelineConfig, feature_names: Vec<String>) -> anyhow::Result<Self> {
+    pub fn spawn(cfg: TrainSettings, feature_names: Vec<String>) -> anyhow::Result<Self> {
         let (jobs_tx, jobs_rx) = std::sync::mpsc::channel::<TrainJob>();
         let (out_tx, out_rx) = tokio::sync::mpsc::unbounded_channel();
         let thread = std::thread::Builder::new()

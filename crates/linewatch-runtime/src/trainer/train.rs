@@ -8,15 +8,15 @@ use linewatch_models::{
     IsotonicConfig, IsotonicModel, ScoreConfig, ScoreModel, TraceEstimator, TrainConfig,
 };
 
-use crate::config::{Monotone, PipelineConfig};
+use crate::config::ModelSection;
 use crate::model_store::{Snapshot, iso_input, next_version, save_snapshot};
 
-use super::{Outcome, TrainJob};
+use super::{Outcome, TrainJob, TrainSettings};
 
 /// The one retraining path (stream and `linewatch train`): train on all but the newest slice,
 /// gate on that slice against the serving model, write a version, return the snapshot.
 pub fn train_and_validate(
-    cfg: &PipelineConfig,
+    cfg: &TrainSettings,
     feature_names: &[String],
     job: TrainJob,
 ) -> anyhow::Result<Outcome> {
@@ -29,7 +29,7 @@ pub fn train_and_validate(
     }
     let n_val = ((n as f64) * cfg.retrain.validation_fraction).round() as usize;
     let (train_rows, val_rows) = job.rows.split_at(n - n_val);
-    let device = resolve_device(cfg)?;
+    let device = resolve_device(&cfg.model)?;
     let started = Instant::now();
     let flat: Vec<f64> = train_rows.iter().flatten().copied().collect();
     let val_flat: Vec<f64> = val_rows.iter().flatten().copied().collect();
@@ -92,11 +92,7 @@ pub fn train_and_validate(
             .filter(|c| feature_names.contains(&c.feature))
         {
             names.push(c.feature.clone());
-            monotone.push(match c.monotone {
-                Monotone::Increasing => linewatch_models::Monotone::Increasing,
-                Monotone::Decreasing => linewatch_models::Monotone::Decreasing,
-                Monotone::Free => linewatch_models::Monotone::Free,
-            });
+            monotone.push(c.monotone);
         }
         let defaults = IsotonicConfig::default();
         let icfg = IsotonicConfig {
@@ -119,8 +115,8 @@ pub fn train_and_validate(
     } else {
         None
     };
-    let root = cfg.models_root();
-    let version = next_version(&root)?;
+    let root = &cfg.models_root;
+    let version = next_version(root)?;
     let ts = |ms: i64| chrono::DateTime::from_timestamp_millis(ms);
     let meta = TrainingInfo {
         rows: Some(train_rows.len() as u64),
@@ -134,7 +130,7 @@ pub fn train_and_validate(
         })),
     };
     save_snapshot(
-        &root,
+        root,
         &version,
         &candidate,
         iso.as_ref(),
@@ -159,15 +155,13 @@ pub fn train_and_validate(
 }
 
 /// The device from `model.device`.
-pub fn resolve_device(cfg: &PipelineConfig) -> anyhow::Result<candle_core::Device> {
-    let spec = cfg.model.device.parse::<linewatch_models::DeviceSpec>()?;
-    Ok(spec.resolve()?)
+pub fn resolve_device(m: &ModelSection) -> anyhow::Result<candle_core::Device> {
+    Ok(m.device.resolve()?)
 }
 
 /// The score model's configuration from the pipeline's `[model]` section; `overlap` is the
 /// number of consecutive windows of a machine that share readings (window size / hop).
-pub fn score_config(cfg: &PipelineConfig, overlap: f64) -> ScoreConfig {
-    let m = &cfg.model;
+pub fn score_config(m: &ModelSection, overlap: f64) -> ScoreConfig {
     let defaults = ScoreConfig::default();
     ScoreConfig {
         shrinkage: m.shrinkage,
@@ -196,29 +190,27 @@ pub fn score_config(cfg: &PipelineConfig, overlap: f64) -> ScoreConfig {
     }
 }
 
-/// Trains a score model on row-major rows with the pipeline's settings.
+/// Trains a score model on row-major rows with the retraining settings (the stream's windows).
 pub fn train_score_model_on(
-    cfg: &PipelineConfig,
+    cfg: &TrainSettings,
     rows: &[f64],
     feature_names: &[String],
     device: &candle_core::Device,
 ) -> anyhow::Result<ScoreModel> {
-    let hop = cfg.window.slide.unwrap_or(cfg.window.size);
-    let overlap = cfg.window.size.as_millis() as f64 / hop.as_millis().max(1) as f64;
-    train_score_model_overlap(cfg, rows, feature_names, device, overlap)
+    train_score_model_overlap(&cfg.model, rows, feature_names, device, cfg.overlap)
 }
 
 /// [`train_score_model_on`] with an explicit window overlap (offline paths whose windows are
 /// not the pipeline's).
 pub fn train_score_model_overlap(
-    cfg: &PipelineConfig,
+    m: &ModelSection,
     rows: &[f64],
     feature_names: &[String],
     device: &candle_core::Device,
     overlap: f64,
 ) -> anyhow::Result<ScoreModel> {
     let (model, report) =
-        ScoreModel::train(rows, feature_names, &score_config(cfg, overlap), device)?;
+        ScoreModel::train(rows, feature_names, &score_config(m, overlap), device)?;
     let s = model.summary();
     tracing::info!(
         residual = s.residual,
@@ -240,11 +232,11 @@ pub fn train_score_model_overlap(
 /// Same, on the configured device. `overlap` is the number of consecutive rows that share
 /// readings (window size / hop; 1 for tumbling windows).
 pub fn train_score_model(
-    cfg: &PipelineConfig,
+    m: &ModelSection,
     rows: &[f64],
     feature_names: &[String],
     overlap: f64,
 ) -> anyhow::Result<ScoreModel> {
-    let device = resolve_device(cfg)?;
-    train_score_model_overlap(cfg, rows, feature_names, &device, overlap)
+    let device = resolve_device(m)?;
+    train_score_model_overlap(m, rows, feature_names, &device, overlap)
 }
