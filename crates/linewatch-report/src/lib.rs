@@ -45,6 +45,8 @@ mod draw;
 mod error;
 mod font;
 mod load;
+
+pub use load::Unusable;
 mod scale;
 
 use std::collections::HashMap;
@@ -149,6 +151,8 @@ pub struct ReportSummary {
     pub lines: Vec<String>,
     /// Model versions seen, in order of first appearance.
     pub model_versions: Vec<String>,
+    /// Values of those rows that could not be used as they are, by reason.
+    pub unusable: Unusable,
     /// The file written.
     pub out: PathBuf,
     /// Its format.
@@ -187,7 +191,7 @@ pub fn render(opts: &ReportOptions) -> Result<ReportSummary, ReportError> {
 
     let from_ms = opts.from.map(load::to_ms);
     let to_ms = opts.to.map(load::to_ms);
-    let rows = load::load_rows(&opts.scores_root, &opts.machine, from_ms, to_ms)?;
+    let (rows, unusable) = load::load_rows(&opts.scores_root, &opts.machine, from_ms, to_ms)?;
     let (Some(first_row), Some(last_end)) = (rows.first(), rows.iter().map(|r| r.end_ms).max())
     else {
         return Err(ReportError::NoRows {
@@ -223,6 +227,7 @@ pub fn render(opts: &ReportOptions) -> Result<ReportSummary, ReportError> {
         top_features,
         lines,
         model_versions,
+        unusable,
         out: opts.out.clone(),
         format,
     })

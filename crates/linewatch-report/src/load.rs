@@ -60,15 +60,32 @@ pub(crate) fn date_may_overlap(date: &str, from_ms: Option<i64>, to_ms: Option<i
     from_ms.is_none_or(|f| day_end > f) && to_ms.is_none_or(|t| day_start < t)
 }
 
-/// Reads the rows of `machine` whose `window_start` lies in `[from, to)`, sorted by time.
-/// Only files in `date=` partitions that can hold such rows are opened.
+/// Values of the machine's rows in range that the report could not use as they are, by
+/// reason; `linewatch report` prints them in its summary (nothing is dropped silently).
+#[derive(Debug, Default, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Unusable {
+    /// Rows whose `window_start` is null: not drawn.
+    pub rows_without_start: usize,
+    /// `window_end` null or before the start: drawn as a zero-length window.
+    pub bad_window_end: usize,
+    /// NaN or infinite `anomaly_score`, `threshold` or `defect_prob`: drawn as gaps.
+    pub non_finite_values: usize,
+    /// `top_features` texts that are not the documented JSON list, or contributions that
+    /// are not finite: left out of the contribution panel.
+    pub unreadable_top_features: usize,
+}
+
+/// Reads the rows of `machine` whose `window_start` lies in `[from, to)`, sorted by time,
+/// and counts what could not be used ([`Unusable`]). Only files in `date=` partitions that
+/// can hold such rows are opened.
 pub(crate) fn load_rows(
     root: &Path,
     machine: &str,
     from_ms: Option<i64>,
     to_ms: Option<i64>,
-) -> Result<Vec<Row>, ReportError> {
+) -> Result<(Vec<Row>, Unusable), ReportError> {
     let mut rows = Vec::new();
+    let mut unusable = Unusable::default();
     for info in linewatch_sink::list_files(root)? {
         if !date_may_overlap(&info.date, from_ms, to_ms) {
             continue;
@@ -76,13 +93,20 @@ pub(crate) fn load_rows(
         let path_line =
             linewatch_sink::decode_partition_value(&info.line).unwrap_or_else(|| info.line.clone());
         for batch in linewatch_sink::read_file(&info.path)? {
+            let range = (from_ms, to_ms);
             extract(
-                &batch, &info.path, &path_line, machine, from_ms, to_ms, &mut rows,
+                &batch,
+                &info.path,
+                &path_line,
+                machine,
+                range,
+                &mut rows,
+                &mut unusable,
             )?;
         }
     }
     rows.sort_by_key(|r| (r.start_ms, r.end_ms));
-    Ok(rows)
+    Ok((rows, unusable))
 }
 
 fn extract(
@@ -90,9 +114,9 @@ fn extract(
     path: &Path,
     path_line: &str,
     machine: &str,
-    from_ms: Option<i64>,
-    to_ms: Option<i64>,
+    (from_ms, to_ms): (Option<i64>, Option<i64>),
     out: &mut Vec<Row>,
+    unusable: &mut Unusable,
 ) -> Result<(), ReportError> {
     let col = |name: &'static str| batch.column_by_name(name).map(|c| c.as_ref());
     let required = |name: &'static str| {
@@ -128,27 +152,48 @@ fn extract(
         if machines[i] != Some(machine) {
             continue;
         }
-        let Some(start_ms) = starts[i] else { continue };
+        let Some(start_ms) = starts[i] else {
+            unusable.rows_without_start += 1;
+            continue;
+        };
         if from_ms.is_some_and(|f| start_ms < f) || to_ms.is_some_and(|t| start_ms >= t) {
             continue;
         }
-        let end_ms = ends[i].filter(|&e| e >= start_ms).unwrap_or(start_ms);
-        let top = tops[i]
-            .and_then(|json| serde_json::from_str::<Vec<Contribution>>(json).ok())
-            .unwrap_or_default()
-            .into_iter()
-            .filter(|c| c.contribution.is_finite())
-            .map(|c| (c.name, c.contribution))
-            .collect();
+        let end_ms = match ends[i].filter(|&e| e >= start_ms) {
+            Some(e) => e,
+            None => {
+                unusable.bad_window_end += 1;
+                start_ms
+            }
+        };
+        let mut finite = |v: Option<f64>| match v {
+            Some(x) if !x.is_finite() => {
+                unusable.non_finite_values += 1;
+                None
+            }
+            v => v,
+        };
+        let (score, threshold, defect_prob) =
+            (finite(scores[i]), finite(thresholds[i]), finite(defect[i]));
+        let top = match tops[i].map(serde_json::from_str::<Vec<Contribution>>) {
+            None => Vec::new(),
+            Some(Ok(list)) if list.iter().all(|c| c.contribution.is_finite()) => {
+                list.into_iter().map(|c| (c.name, c.contribution)).collect()
+            }
+            Some(_) => {
+                unusable.unreadable_top_features += 1;
+                Vec::new()
+            }
+        };
         out.push(Row {
             start_ms,
             end_ms,
             line: lines[i].unwrap_or(path_line).to_owned(),
-            score: scores[i],
-            threshold: thresholds[i],
+            score,
+            threshold,
             alert: alerts[i],
             model_version: versions[i].map(str::to_owned),
-            defect_prob: defect[i],
+            defect_prob,
             top,
         });
     }
@@ -205,7 +250,7 @@ fn timestamps(
     })
 }
 
-/// Float64 or Float32 values; NaN and infinities read as missing.
+/// Float64 or Float32 values as stored (NaN and infinities included: the caller counts them).
 fn floats(
     a: &dyn Array,
     path: &Path,
@@ -221,7 +266,7 @@ fn floats(
         DataType::Null => vec![None; a.len()],
         other => return Err(wrong(path, column, "Float64", other)),
     };
-    Ok(v.into_iter().map(|x| x.filter(|x| x.is_finite())).collect())
+    Ok(v)
 }
 
 /// Booleans; null reads as false.

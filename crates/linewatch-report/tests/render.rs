@@ -421,3 +421,50 @@ fn warm_up_only_machine_renders() {
         keep(&out);
     }
 }
+
+/// Values the report cannot draw as they are (NaN and infinite numbers, a `top_features`
+/// text that is not the documented JSON) are counted in the summary, by reason, never
+/// dropped silently; the clean machine's summary counts nothing.
+#[test]
+fn unusable_values_are_counted_in_the_summary() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = fixture(dir.path());
+    let s = render(&opts(&root, "m-17", dir.path().join("clean.png"))).unwrap();
+    assert_eq!(s.unusable, linewatch_report::Unusable::default());
+
+    let t0 = ts("2026-11-30T08:00:00Z").timestamp_millis();
+    let bad: Vec<Window> = (0..6)
+        .map(|i| Window {
+            start: t0 + i * MINUTE,
+            score: Some(match i {
+                1 => f64::NAN,
+                2 => f64::INFINITY,
+                _ => 1.0,
+            }),
+            threshold: Some(if i == 3 { f64::NEG_INFINITY } else { 8.0 }),
+            defect: None,
+            alert: false,
+            version: Some("v000003"),
+            top: match i {
+                4 => Some("not json".to_owned()),
+                5 => Some(r#"[{"name":"temp_c__mean","contribution":-1.5}]"#.to_owned()),
+                _ => None,
+            },
+        })
+        .collect();
+    let table = ParquetTable::open(dir.path(), TableConfig::new("scores", "window_start")).unwrap();
+    table
+        .write_file(
+            &[batch("press-3", "m-19", &bad)],
+            &FileName::new(2, 0, 9).unwrap(),
+            &[],
+        )
+        .unwrap();
+    let s = render(&opts(&root, "m-19", dir.path().join("m-19.png"))).unwrap();
+    assert_eq!(s.rows, 6);
+    assert_eq!(s.unusable.non_finite_values, 3);
+    assert_eq!(s.unusable.unreadable_top_features, 1);
+    assert_eq!(s.top_features, vec!["temp_c__mean".to_owned()]);
+    let json = serde_json::to_value(&s).unwrap();
+    assert_eq!(json["unusable"]["non_finite_values"], 3, "{json}");
+}

@@ -35,6 +35,30 @@ impl TrainResult {
     }
 }
 
+/// What `linewatch train` read from the history and what it left out, by reason (printed as
+/// JSON with the outcome, so nothing is dropped silently).
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct TrainCounts {
+    /// Rows of the scores table read.
+    pub windows_read: usize,
+    /// Windows closed before their end (`complete = false`): not trained on.
+    pub incomplete: usize,
+    /// Windows under an open alert or over their threshold: not trained on.
+    pub abnormal: usize,
+    /// Normal windows the guard band did not confirm: within `retrain.guard_windows` windows
+    /// of an abnormal one, or among the newest `guard_windows` of their machine (no later
+    /// windows vouch for them yet). Not trained on.
+    pub guard_band: usize,
+    /// The oldest normal windows beyond `retrain.max_rows`: not trained on.
+    pub beyond_max_rows: usize,
+    /// Windows the job trains and validates on.
+    pub trained_on: usize,
+    /// Rows of the labels table read.
+    pub labels_read: usize,
+    /// Labels whose machine has no complete window at their time in the scores table.
+    pub labels_without_window: usize,
+}
+
 fn col<'a, T: 'static>(b: &'a RecordBatch, name: &str) -> anyhow::Result<&'a T> {
     b.column_by_name(name)
         .with_context(|| format!("scores file without column {name}"))?
@@ -67,7 +91,8 @@ pub fn job_from_parquet(
     cfg: &PipelineConfig,
     from: &Path,
     feature_names: &[String],
-) -> anyhow::Result<TrainJob> {
+) -> anyhow::Result<(TrainJob, TrainCounts)> {
+    let mut counts = TrainCounts::default();
     let scores = from.join("scores");
     if !scores.exists() {
         anyhow::bail!(
@@ -84,6 +109,10 @@ pub fn job_from_parquet(
         let alert = col::<BooleanArray>(&b, "alert")?;
         let score = col::<Float64Array>(&b, "anomaly_score")?;
         let threshold = col::<Float64Array>(&b, "threshold")?;
+        let p_value = match b.column_by_name("p_value") {
+            Some(_) => Some(col::<Float64Array>(&b, "p_value")?),
+            None => None,
+        };
         // Windows closed before their end (idle eviction) hold part of their readings and are
         // not trained on; files written before the column existed are read whole.
         let complete = match b.column_by_name("complete") {
@@ -95,13 +124,26 @@ pub fn job_from_parquet(
             .map(|f| feature_values(&b, f))
             .collect::<anyhow::Result<_>>()
             .context("the scores table's features differ from the pipeline's window.channels")?;
+        counts.windows_read += b.num_rows();
         for i in 0..b.num_rows() {
             if complete.is_some_and(|c| !c.value(i)) {
+                counts.incomplete += 1;
                 continue;
             }
-            let over =
-                !score.is_null(i) && !threshold.is_null(i) && score.value(i) > threshold.value(i);
+            // The stream's rule (`alert.p_value` included); null scores are warm-up windows.
+            let p = p_value.filter(|p| !p.is_null(i)).map(|p| p.value(i));
+            let over = !score.is_null(i)
+                && !threshold.is_null(i)
+                && crate::alerter::is_over(
+                    score.value(i),
+                    threshold.value(i),
+                    p,
+                    cfg.alert.p_value,
+                );
             let normal = !alert.value(i) && !over;
+            if !normal {
+                counts.abnormal += 1;
+            }
             let f: Vec<f64> = features.iter().map(|c| c[i]).collect();
             rows.push((
                 start.value(i),
@@ -124,13 +166,15 @@ pub fn job_from_parquet(
             let machine = col::<StringArray>(&b, "machine")?;
             let ts = col::<TimestampMillisecondArray>(&b, "ts")?;
             let defect = col::<BooleanArray>(&b, "defect")?;
+            counts.labels_read += b.num_rows();
             for i in 0..b.num_rows() {
                 let start = linewatch_window::window_start(ts.value(i), slide);
-                if let Some(f) = index.get(&(machine.value(i), start)) {
-                    labelled.push(LabelledRow {
+                match index.get(&(machine.value(i), start)) {
+                    Some(f) => labelled.push(LabelledRow {
                         features: (*f).clone(),
                         defect: defect.value(i),
-                    });
+                    }),
+                    None => counts.labels_without_window += 1,
                 }
             }
         }
@@ -148,9 +192,13 @@ pub fn job_from_parquet(
         };
         normal.extend(guard.observe(row, !is_normal));
     }
+    let normal_read = counts.windows_read - counts.incomplete - counts.abnormal;
+    counts.guard_band = normal_read - normal.len();
     let keep = normal.len().saturating_sub(cfg.retrain.max_rows);
+    counts.beyond_max_rows = keep;
     let normal = &normal[keep..];
-    Ok(TrainJob {
+    counts.trained_on = normal.len();
+    let job = TrainJob {
         rows: normal.iter().map(|r| r.features.clone()).collect(),
         span_ms: normal
             .first()
@@ -158,16 +206,18 @@ pub fn job_from_parquet(
             .map(|(a, b)| (a.start_ms, b.end_ms)),
         labelled,
         serving: None,
-    })
+    };
+    Ok((job, counts))
 }
 
 /// One retraining job: history from `from`, versions under `models` (replacing
-/// `retrain.models_dir`), gated against the newest valid version there.
+/// `retrain.models_dir`), gated against the newest valid version there. Returns how it ended
+/// and what was read and left out.
 pub fn train_from_parquet(
     mut cfg: PipelineConfig,
     from: &Path,
     models: &Path,
-) -> anyhow::Result<TrainResult> {
+) -> anyhow::Result<(TrainResult, TrainCounts)> {
     cfg.retrain.models_dir = models.to_path_buf();
     let channels = Arc::new(linewatch_window::ChannelSet::new(
         cfg.window.channels.iter(),
@@ -177,27 +227,111 @@ pub fn train_from_parquet(
         &cfg.model.stats,
     );
     let feature_names = inputs.names().to_vec();
-    let mut job = job_from_parquet(&cfg, from, &feature_names)?;
+    let (mut job, counts) = job_from_parquet(&cfg, from, &feature_names)?;
     if job.rows.len() < cfg.retrain.min_windows {
-        return Ok(TrainResult::NoData(format!(
+        let why = format!(
             "{} normal windows under {}, retrain.min_windows is {}",
             job.rows.len(),
             from.display(),
             cfg.retrain.min_windows
-        )));
+        );
+        return Ok((TrainResult::NoData(why), counts));
     }
     job.serving =
         crate::model_store::load_newest(&cfg.models_root(), &feature_names)?.map(Arc::new);
     if let Some(s) = &job.serving {
         tracing::info!(version = %s.version, "gating against the serving version");
     }
-    match crate::trainer::train_and_validate(
+    let result = match crate::trainer::train_and_validate(
         &crate::trainer::TrainSettings::of(&cfg),
         &feature_names,
         job,
     )? {
-        Outcome::Accepted(s) => Ok(TrainResult::NewVersion(s.version.clone())),
-        Outcome::Rejected(why) => Ok(TrainResult::Rejected(why)),
-        Outcome::Failed(why) => Err(anyhow::anyhow!(why)),
+        Outcome::Accepted(s) => TrainResult::NewVersion(s.version.clone()),
+        Outcome::Rejected(why) => TrainResult::Rejected(why),
+        Outcome::Failed(why) => return Err(anyhow::anyhow!(why)),
+    };
+    Ok((result, counts))
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use linewatch_window::{Inspection, Reading, WindowConfig, Windower};
+
+    use super::*;
+    use crate::output::{ScoredRows, labels_batch, open_table};
+    use crate::scoring::RowScore;
+
+    /// One machine, 40 tumbling 10 s windows of one reading each: window 20 over its
+    /// threshold, the last one closed early (idle eviction), labels at windows 5 and 99.
+    #[test]
+    fn the_history_read_and_left_out_is_counted_by_reason() {
+        let dir = tempfile::tempdir().unwrap();
+        let toml = format!(
+            "[pipeline]\nname = \"t\"\n[window]\nsize = \"10s\"\nchannels = [\"x\"]\n\
+             [retrain]\nguard_windows = 2\nmin_windows = 20\nmax_rows = 30\n[sink]\nout = {:?}\n",
+            dir.path().display().to_string()
+        );
+        let cfg = PipelineConfig::from_toml_with_env(&toml, "t", std::iter::empty()).unwrap();
+        let channels = Arc::new(linewatch_window::ChannelSet::new(["x"]).unwrap());
+        let schema = linewatch_window::FeatureSchema::new(channels.clone());
+        let mut w = Windower::new(WindowConfig::tumbling(10_000, 0, 600_000), channels).unwrap();
+        let t0 = 1_764_000_000_000i64;
+        for i in 0..40i64 {
+            let r = Reading {
+                line: "L".into(),
+                machine: "m".into(),
+                ts_ms: t0 + i * 10_000,
+                values: vec![("x".into(), i as f64)],
+            };
+            w.push(&r, i as u64).unwrap();
+        }
+        let mut closed = w.drain_closed();
+        w.flush_all();
+        closed.extend(w.drain_closed());
+        assert_eq!(closed.len(), 40);
+        assert!(!closed[39].is_complete());
+        let mut rows = ScoredRows::new(&schema);
+        for (i, c) in closed.into_iter().enumerate() {
+            let score = RowScore {
+                anomaly_score: Some(if i == 20 { 9.0 } else { 1.0 }),
+                threshold: Some(5.0),
+                ..RowScore::default()
+            };
+            rows.push(c, score, false);
+        }
+        let scores = open_table(&cfg, "scores", "window_start").unwrap();
+        let name = linewatch_sink::FileName::new(0, 0, 39).unwrap();
+        scores
+            .write_file(&[rows.finish().unwrap()], &name, &[])
+            .unwrap();
+        let label = |k: i64| Inspection {
+            line: "L".into(),
+            machine: "m".into(),
+            ts_ms: t0 + k * 10_000 + 500,
+            defect: false,
+        };
+        let labels = open_table(&cfg, "labels", "ts").unwrap();
+        let batch = labels_batch(&[label(5), label(99)]).unwrap();
+        labels.write_file(&[batch], &name, &[]).unwrap();
+
+        let names = vec!["x__mean".to_string()];
+        let (job, counts) = job_from_parquet(&cfg, dir.path(), &names).unwrap();
+        let want = TrainCounts {
+            windows_read: 40,
+            incomplete: 1,
+            abnormal: 1,
+            // 18, 19 and 21, 22 beside the abnormal window; 37, 38 not yet vouched for.
+            guard_band: 6,
+            beyond_max_rows: 2,
+            trained_on: 30,
+            labels_read: 2,
+            labels_without_window: 1,
+        };
+        assert_eq!(counts, want);
+        assert_eq!(job.rows.len(), 30);
+        assert_eq!(job.labelled.len(), 1);
     }
 }

@@ -129,14 +129,7 @@ pub fn train_and_validate(
             "labelled_rows": job.labelled.len(),
         })),
     };
-    save_snapshot(
-        root,
-        &version,
-        &candidate,
-        iso.as_ref(),
-        &covariates,
-        &meta,
-    )?;
+    save_snapshot(root, &version, &candidate, iso.as_ref(), &covariates, &meta)?;
     tracing::info!(
         version,
         rows = train_rows.len(),

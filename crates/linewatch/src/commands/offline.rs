@@ -191,15 +191,27 @@ pub(crate) fn train(a: TrainArgs) -> anyhow::Result<()> {
     let result = train_from_parquet(cfg, &a.from, &a.models);
     bar.finish_and_clear();
     match result {
-        Ok(r) => {
+        Ok((r, counts)) => {
             let code = r.exit_code();
-            match &r {
-                TrainResult::NewVersion(v) => eprintln!("linewatch train: new version {v}"),
-                TrainResult::Rejected(why) => {
-                    eprintln!("linewatch train: rejected by the validation gate: {why}")
+            let (outcome, detail) = match &r {
+                TrainResult::NewVersion(v) => {
+                    eprintln!("linewatch train: new version {v}");
+                    ("new_version", v)
                 }
-                TrainResult::NoData(why) => eprintln!("linewatch train: not enough data: {why}"),
-            }
+                TrainResult::Rejected(why) => {
+                    eprintln!("linewatch train: rejected by the validation gate: {why}");
+                    ("rejected", why)
+                }
+                TrainResult::NoData(why) => {
+                    eprintln!("linewatch train: not enough data: {why}");
+                    ("no_data", why)
+                }
+            };
+            // One JSON line: the outcome and what was read and left out, by reason.
+            let mut line = serde_json::to_value(&counts)?;
+            line["outcome"] = outcome.into();
+            line["detail"] = detail.as_str().into();
+            println!("{line}");
             std::process::exit(code);
         }
         Err(e) => {
