@@ -44,12 +44,22 @@ enum Command {
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     let quiet_default = matches!(cli.command, Command::Demo(ref d) if !d.no_progress);
+    let default_filter = || {
+        tracing_subscriber::EnvFilter::new(if quiet_default { "warn" } else { "info" })
+    };
+    // An unset RUST_LOG means the default; one that does not parse is said, not ignored.
+    let filter = match std::env::var("RUST_LOG") {
+        Ok(v) if !v.trim().is_empty() => match tracing_subscriber::EnvFilter::try_new(&v) {
+            Ok(f) => f,
+            Err(e) => {
+                eprintln!("linewatch: RUST_LOG={v:?} is not a log filter ({e}); using the default");
+                default_filter()
+            }
+        },
+        _ => default_filter(),
+    };
     tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
-                tracing_subscriber::EnvFilter::new(if quiet_default { "warn" } else { "info" })
-            }),
-        )
+        .with_env_filter(filter)
         .with_writer(std::io::stderr)
         // Colour codes only for a terminal: a log file or a collector gets plain text.
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
