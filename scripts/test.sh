@@ -4,7 +4,8 @@
 #   2. starts tansu (a Kafka-compatible broker) on a free loopback port with in-memory storage,
 #   3. creates the topics the tests use,
 #   4. runs every workspace test with LINEWATCH_TEST_BROKERS pointing at that broker,
-#   5. stops the broker whatever happened, and exits with the tests' status.
+#   5. checks deploy/monitoring/ with a real Prometheus (scripts/check-monitoring.sh),
+#   6. stops the broker whatever happened, and exits with the tests' status.
 # Extra arguments are passed to `cargo test` (e.g. `./scripts/test.sh -p linewatch-window`).
 set -euo pipefail
 
@@ -16,7 +17,7 @@ log() { printf '[test.sh] %s\n' "$*" >&2; }
 
 # --- 1. system packages (Debian) ---------------------------------------------------------
 need_pkgs=()
-for pkg in build-essential pkg-config cmake libssl-dev zlib1g-dev python3; do
+for pkg in build-essential pkg-config cmake libssl-dev zlib1g-dev python3 curl; do
   dpkg -s "$pkg" >/dev/null 2>&1 || need_pkgs+=("$pkg")
 done
 if ((${#need_pkgs[@]})); then
@@ -77,4 +78,8 @@ cargo test --workspace --locked "$@"
 rc=$?
 set -e
 [ "$rc" -eq 0 ] || { log "tests failed ($rc); broker log tail:"; tail -n 40 "$workdir/tansu.log" >&2; }
+# --- 5. the monitoring files against a real Prometheus (whole-suite runs only) ---------------
+if [ "$rc" -eq 0 ] && [ "$#" -eq 0 ]; then
+  ./scripts/check-monitoring.sh || rc=$?
+fi
 exit "$rc"

@@ -467,10 +467,11 @@ def check_k8s(rendered: Path, label: str, uid, partitions: dict, pairs, fields, 
         http_port = port_of(listen)
         check(any(p.get("containerPort") == http_port for p in c.get("ports", [])),
               f"{label}: containerPort {http_port} is http.listen's port")
-        for probe in ("startupProbe", "livenessProbe", "readinessProbe"):
+        for probe, path in (("startupProbe", "/healthz"), ("livenessProbe", "/healthz"),
+                            ("readinessProbe", "/readyz")):
             p = c.get(probe, {}).get("httpGet", {})
-            check(p.get("path") == "/healthz" and resolve_port(p.get("port"), c) == http_port,
-                  f"{label}: {probe} GET /healthz on port {http_port}")
+            check(p.get("path") == path and resolve_port(p.get("port"), c) == http_port,
+                  f"{label}: {probe} GET {path} on port {http_port}")
         check(c.get("args", [])[:1] == ["run"], f"{label}: Deployment runs `linewatch run`")
         env = {e["name"]: e.get("value") for e in c.get("env", [])}
         check(str(env.get("LINEWATCH__RETRAIN__ENABLED")).lower() == "false",

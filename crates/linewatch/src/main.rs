@@ -44,9 +44,8 @@ enum Command {
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     let quiet_default = matches!(cli.command, Command::Demo(ref d) if !d.no_progress);
-    let default_filter = || {
-        tracing_subscriber::EnvFilter::new(if quiet_default { "warn" } else { "info" })
-    };
+    let default_filter =
+        || tracing_subscriber::EnvFilter::new(if quiet_default { "warn" } else { "info" });
     // An unset RUST_LOG means the default; one that does not parse is said, not ignored.
     let filter = match std::env::var("RUST_LOG") {
         Ok(v) if !v.trim().is_empty() => match tracing_subscriber::EnvFilter::try_new(&v) {

@@ -223,6 +223,10 @@ impl Pipeline {
     /// Sends the current counters to the progress watchers.
     fn publish(&mut self) {
         self.progress.model_version = self.models.current().map(|s| s.version.clone());
+        crate::telemetry::events::ServingVersion {
+            version: self.progress.model_version.as_deref(),
+        }
+        .emit();
         self.progress_tx.send_replace(self.progress.clone());
     }
 }

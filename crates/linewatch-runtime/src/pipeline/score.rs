@@ -8,7 +8,7 @@ use linewatch_window::ClosedWindow;
 use super::Pipeline;
 use super::durability;
 use crate::alerter::{ScoredWindow, is_over};
-use crate::telemetry::events::{AlertRaised, ScoringFailed, WindowsScored};
+use crate::telemetry::events::{AlertRaised, ScoringFailed, WindowScore, WindowsScored};
 use crate::trainer::TrainRow;
 
 impl Pipeline {
@@ -60,6 +60,13 @@ impl Pipeline {
                 st.pending.rows.push(w, row, alerted);
                 continue;
             }
+            if let (Some(anomaly_score), Some(threshold)) = (row.anomaly_score, row.threshold) {
+                WindowScore {
+                    anomaly_score,
+                    threshold,
+                }
+                .emit();
+            }
             let alert = st.alerter.observe(&ScoredWindow {
                 line: &w.key.line,
                 machine: &w.key.machine,
@@ -74,7 +81,12 @@ impl Pipeline {
             });
             let alerted = st.alerter.is_open(&w.key.machine);
             if let Some(a) = alert {
-                AlertRaised { state: a.state }.emit(&mut self.progress);
+                AlertRaised {
+                    state: a.state,
+                    line: &w.key.line,
+                    machine: &w.key.machine,
+                }
+                .emit(&mut self.progress);
                 st.pending.alerts.push((a, Instant::now()));
             }
             self.buffer.remember(&w.key.machine, w.start_ms, features);

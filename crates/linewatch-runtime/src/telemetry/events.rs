@@ -8,8 +8,9 @@ use std::time::Duration;
 use crate::alerter::AlertState;
 
 use super::{
-    ALERTS, CLOSE_TO_ALERT, CONSUMED, CONSUMER_LAG, DEAD_LETTERED, DECODED, FILES_WRITTEN,
-    INSPECTIONS, LATE, OPEN_WINDOWS, RETRAINS, SCORING_LATENCY, SPLIT_MACHINES, WINDOWS,
+    ALERTS, ANOMALY_RATIO, CLOSE_TO_ALERT, CONSUMED, CONSUMER_LAG, DEAD_LETTERED, DECODED,
+    FILES_WRITTEN, INSPECTIONS, LATE, MODEL_VERSION, OPEN_WINDOWS, RETRAINS, SCORING_LATENCY,
+    SPLIT_MACHINES, WINDOWS,
 };
 
 /// Live counters for progress displays and summaries.
@@ -175,18 +176,58 @@ impl WindowsScored {
     }
 }
 
-/// The alerter opened or resolved an alert.
-pub struct AlertRaised {
-    pub state: AlertState,
+/// A window was scored: its anomaly score over the serving threshold (1 = at the threshold),
+/// comparable across machines and model versions.
+pub struct WindowScore {
+    pub anomaly_score: f64,
+    pub threshold: f64,
 }
 
-impl AlertRaised {
+impl WindowScore {
+    pub fn emit(self) {
+        if self.threshold > 0.0 && self.anomaly_score.is_finite() {
+            metrics::histogram!(ANOMALY_RATIO).record(self.anomaly_score / self.threshold);
+        }
+    }
+}
+
+/// The version being served, as its number (`v000007` -> 7; 0 before the first model).
+pub struct ServingVersion<'a> {
+    pub version: Option<&'a str>,
+}
+
+impl ServingVersion<'_> {
+    pub fn emit(self) {
+        let n = self
+            .version
+            .and_then(|v| v.strip_prefix('v'))
+            .and_then(|n| n.parse::<u32>().ok())
+            .unwrap_or(0);
+        metrics::gauge!(MODEL_VERSION).set(f64::from(n));
+    }
+}
+
+/// The alerter opened or resolved an alert.
+pub struct AlertRaised<'a> {
+    pub state: AlertState,
+    pub line: &'a str,
+    pub machine: &'a str,
+}
+
+impl AlertRaised<'_> {
     pub fn emit(self, progress: &mut Progress) {
         match self.state {
             AlertState::Open => progress.alerts_opened += 1,
             AlertState::Resolved => progress.alerts_resolved += 1,
         }
-        metrics::counter!(ALERTS, "state" => self.state.as_str()).increment(1);
+        // By machine: the series exist only for machines that ever alerted.
+        metrics::counter!(
+            ALERTS,
+            "state" => self.state.as_str(),
+            "line" => self.line.to_string(),
+            "machine" => self.machine.to_string()
+        )
+        .increment(1);
     }
 }
 
@@ -316,14 +357,14 @@ mod tests {
             latency: Duration::from_millis(1),
         }
         .emit(&mut p);
-        AlertRaised {
-            state: AlertState::Open,
+        for state in [AlertState::Open, AlertState::Resolved] {
+            AlertRaised {
+                state,
+                line: "l",
+                machine: "m",
+            }
+            .emit(&mut p);
         }
-        .emit(&mut p);
-        AlertRaised {
-            state: AlertState::Resolved,
-        }
-        .emit(&mut p);
         AlertAcknowledged { delay_s: 0.5 }.emit(&mut p);
         ParquetFilesWritten {
             table: CountedTable::Scores,

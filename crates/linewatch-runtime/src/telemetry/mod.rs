@@ -30,6 +30,7 @@ pub const SCORING_LATENCY: &str = "linewatch_scoring_latency_seconds";
 pub const CLOSE_TO_ALERT: &str = "linewatch_window_close_to_alert_ack_seconds";
 pub const FILES_WRITTEN: &str = "linewatch_parquet_files_written_total";
 pub const MODEL_VERSION: &str = "linewatch_model_version";
+pub const ANOMALY_RATIO: &str = "linewatch_anomaly_score_ratio";
 pub const OPEN_WINDOWS: &str = "linewatch_open_windows";
 pub const INSPECTIONS: &str = "linewatch_inspections_total";
 pub const BROKER_UP: &str = "linewatch_broker_up";
@@ -40,6 +41,75 @@ const STALL: Duration = Duration::from_secs(30);
 
 static HANDLE: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
 
+/// Describes every metric and starts the counters at 0 (each label value the pipeline knows
+/// up front), so that alerting rules and dashboards see every series from the first scrape:
+/// `rate()` over a series that appears only at its first event misses that event, and an
+/// absent series silences a rule. Histograms and the lag gauge appear at their first value.
+fn register() {
+    use metrics::{Unit, describe_counter, describe_gauge, describe_histogram};
+    describe_counter!(CONSUMED, "Messages consumed, by topic");
+    describe_counter!(DECODED, "Readings decoded");
+    describe_counter!(
+        DEAD_LETTERED,
+        "Messages sent to a dead-letter topic, by reason"
+    );
+    describe_counter!(LATE, "Readings that arrived after their window closed");
+    describe_counter!(WINDOWS, "Windows closed and scored");
+    describe_counter!(
+        ALERTS,
+        "Alerts opened or resolved, by state, line and machine"
+    );
+    describe_counter!(RETRAINS, "Retraining jobs, by outcome");
+    describe_counter!(FILES_WRITTEN, "Parquet files written, by table");
+    describe_counter!(INSPECTIONS, "Inspection labels decoded");
+    describe_counter!(
+        SPLIT_MACHINES,
+        "Machines seen on more than one readings partition"
+    );
+    describe_gauge!(
+        CONSUMER_LAG,
+        "Messages behind the high watermarks (NaN when unknown)"
+    );
+    describe_gauge!(OPEN_WINDOWS, "Windows open in the windowers");
+    describe_gauge!(
+        BROKER_UP,
+        "1 while the broker answers, 0 while it is unreachable"
+    );
+    describe_gauge!(
+        MODEL_VERSION,
+        "The serving model version's number (0: warming up)"
+    );
+    describe_histogram!(
+        SCORING_LATENCY,
+        Unit::Seconds,
+        "Scoring time of a batch of windows"
+    );
+    describe_histogram!(
+        CLOSE_TO_ALERT,
+        Unit::Seconds,
+        "From a window's close to its alert's acknowledgement"
+    );
+    describe_histogram!(
+        ANOMALY_RATIO,
+        "A window's anomaly score over the serving threshold"
+    );
+    for c in [DECODED, LATE, WINDOWS, INSPECTIONS, SPLIT_MACHINES] {
+        metrics::counter!(c).absolute(0);
+    }
+    for reason in linewatch_window::DecodeError::REASONS {
+        metrics::counter!(DEAD_LETTERED, "reason" => *reason).absolute(0);
+    }
+    for outcome in ["accepted", "rejected", "failed"] {
+        metrics::counter!(RETRAINS, "outcome" => outcome).absolute(0);
+    }
+    for table in ["scores", "alerts", "labels"] {
+        metrics::counter!(FILES_WRITTEN, "table" => table).absolute(0);
+    }
+    metrics::gauge!(OPEN_WINDOWS).set(0.0);
+    metrics::gauge!(MODEL_VERSION).set(0.0);
+    metrics::gauge!(CONSUMER_LAG).set(f64::NAN);
+}
+
 /// Installs the process-wide Prometheus recorder once; later calls return the same handle.
 /// None when another recorder was installed first (then `/metrics` says so).
 pub fn prometheus() -> Option<PrometheusHandle> {
@@ -49,8 +119,15 @@ pub fn prometheus() -> Option<PrometheusHandle> {
                 .set_buckets(&[
                     0.000_1, 0.000_5, 0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
                 ])
+                .ok()?
+                .set_buckets_for_metric(
+                    metrics_exporter_prometheus::Matcher::Full(ANOMALY_RATIO.to_string()),
+                    &[0.1, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 5.0, 10.0, 100.0],
+                )
                 .ok()?;
-            builder.install_recorder().ok()
+            let handle = builder.install_recorder().ok()?;
+            register();
+            Some(handle)
         })
         .clone()
 }
