@@ -345,3 +345,57 @@ async fn a_flood_of_bad_messages_is_dead_lettered_once_each_in_batches() {
     assert!(summary.contains(&format!("dead_lettered={N}")), "{summary}");
     assert!(summary.contains("\"not_json\": 20000"), "{summary}");
 }
+
+/// Issue 13: readings in the long format (one channel value per message, other field names,
+/// epoch-second timestamps, the line constant) through `[decode] format = "json_long"` and a
+/// field mapping set from the environment: every closed window equals the one wide readings
+/// make, `n_readings` and means checked.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn long_format_readings_make_the_windows_wide_ones_do() {
+    let t = topics("e2e-long").await;
+    let dir = common::workdir();
+    let out: PathBuf = dir.path().join("out");
+    let name = common::unique("long").replace('-', "_");
+    let toml = dir.path().join("pipeline.toml");
+    std::fs::write(&toml, pipeline_toml(&name, &t, &out)).unwrap();
+    let mut sim = Simulator::new(sim_config()).unwrap();
+    // The first 15 minutes of the warm-up (it lasts an hour).
+    let events = sim.next_events(sim.warmup_end_ms() - 2_700_000);
+    let mut expected = BTreeMap::new();
+    let (wide, _) = messages(&events, &mut expected);
+    assert!(!wide.is_empty());
+    let mut long = Vec::new();
+    for e in &events {
+        if let linewatch_sim::SimEvent::Reading(r) = e {
+            for (tag, v) in &r.values {
+                let payload = serde_json::json!({
+                    "asset": r.machine.to_string(),
+                    "time": r.ts_ms as f64 / 1000.0,
+                    "tag": tag.to_string(),
+                    "value": v,
+                });
+                long.push((r.machine.to_string(), payload.to_string().into_bytes()));
+            }
+        }
+    }
+    common::produce(&common::producer_unbatched(), &t.readings, &long).await;
+    let log = dir.path().join("linewatch.log");
+    let env = [
+        ("LINEWATCH__DECODE__FORMAT", "json_long"),
+        ("LINEWATCH__DECODE__FIELDS__LINE_CONSTANT", "press-3"),
+        ("LINEWATCH__DECODE__FIELDS__MACHINE", "/asset"),
+        ("LINEWATCH__DECODE__FIELDS__TS", "/time"),
+        ("LINEWATCH__DECODE__FIELDS__TS_FORMAT", "epoch_s"),
+    ];
+    let child = spawn_with(&common::brokers(), &toml, &log, &env);
+    let expected = closed_by_watermark(&expected, &events);
+    wait_for_windows(&out, &log, expected.len());
+    terminate(child, &log);
+    check_windows(&out, &expected);
+    let dlq = common::read_all(&t.dlq, 1);
+    assert!(
+        dlq.is_empty(),
+        "dead letters: {:?}",
+        dlq.first().map(|m| &m.headers)
+    );
+}

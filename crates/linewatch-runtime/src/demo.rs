@@ -192,6 +192,8 @@ pub struct Summary {
     pub late: u64,
     /// Machines whose readings arrived on more than one readings partition.
     pub machines_on_several_partitions: u64,
+    /// Long-format values that repeated a channel at their instant (dropped).
+    pub long_values_repeated: u64,
     pub faults: usize,
     pub faults_detected: usize,
     pub precision: Option<f64>,
@@ -486,6 +488,7 @@ fn summarize(
         dead_letters_by_reason: progress.dead_letters_by_reason.clone(),
         late: progress.late,
         machines_on_several_partitions: progress.machines_on_several_partitions,
+        long_values_repeated: progress.long_values_repeated,
         faults: report.faults_counted,
         faults_detected: report.faults_detected,
         precision: report.precision,

@@ -29,20 +29,22 @@
 //!
 //! Nothing here reads a clock, a file or a socket, and no input panics.
 
+mod assemble;
 mod batch;
 mod decode;
 mod features;
 mod timestamp;
 mod window;
 
+pub use assemble::{Assembled, LongAssembler};
 pub use batch::{
     BatchError, COL_LINE, COL_MACHINE, COL_N_READINGS, COL_WINDOW_END, COL_WINDOW_START,
     DenseFeatures, FEATURE_SEPARATOR, FeatureSchema, N_KEY_COLUMNS,
 };
 pub use decode::{
-    DecodeError, DecodeLimits, Inspection, MAX_ABS_VALUE, MAX_LINE_PATH_BYTES, Reading, ReadingRef,
-    YEAR_2000_MS, YEAR_2100_MS, decode_inspection, decode_reading, decode_reading_ref,
-    line_path_len,
+    DecodeError, DecodeLimits, Decoded, FieldMap, Format, Inspection, LongValue, MAX_ABS_VALUE,
+    MAX_LINE_PATH_BYTES, MappedDecoder, Reading, ReadingRef, TsFormat, YEAR_2000_MS, YEAR_2100_MS,
+    decode_inspection, decode_reading, decode_reading_ref, line_path_len,
 };
 pub use features::{ChannelFeatures, Stat};
 pub use timestamp::parse_rfc3339_ms;

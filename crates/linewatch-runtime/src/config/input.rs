@@ -75,6 +75,15 @@ pub struct DecodeSection {
     pub max_ts: chrono::DateTime<chrono::Utc>,
     /// Most channels in one reading. Default 256.
     pub max_channels: usize,
+    /// Shape of a readings message: "json" (one reading per message, its channels in one
+    /// object; the default) or "json_long" (one channel value per message, gathered by
+    /// machine and instant into readings).
+    pub format: linewatch_window::Format,
+    /// Where the fields are, as JSON Pointers, and how the time is written: `line`,
+    /// `line_constant`, `machine`, `machine_from_key`, `ts`, `ts_format` (contract, rfc3339,
+    /// epoch_s, epoch_ms, epoch_us, epoch_ns), `values` (json), `tag` and `value` (json_long).
+    /// Default: the contract (`/line`, `/machine`, `/ts`, `/values`).
+    pub fields: linewatch_window::FieldMap,
 }
 
 impl Default for DecodeSection {
@@ -84,6 +93,8 @@ impl Default for DecodeSection {
             min_ts: chrono::DateTime::from_timestamp(946_684_800, 0).unwrap_or_default(),
             max_ts: chrono::DateTime::from_timestamp(4_102_444_800, 0).unwrap_or_default(),
             max_channels: 256,
+            format: linewatch_window::Format::Json,
+            fields: linewatch_window::FieldMap::default(),
         }
     }
 }
@@ -209,6 +220,19 @@ impl PipelineConfig {
 
     pub(super) fn validate_decode_and_window(&self) -> Result<(), ConfigError> {
         let d = &self.decode;
+        if let Err((field, why)) = d.fields.validate() {
+            let key = match field {
+                "line" => "decode.fields.line",
+                "line_constant" => "decode.fields.line_constant",
+                "machine" => "decode.fields.machine",
+                "ts" => "decode.fields.ts",
+                "values" => "decode.fields.values",
+                "tag" => "decode.fields.tag",
+                "value" => "decode.fields.value",
+                _ => "decode.fields",
+            };
+            return Err(invalid(key, why));
+        }
         if d.max_message_bytes < 64 {
             return Err(invalid(
                 "decode.max_message_bytes",

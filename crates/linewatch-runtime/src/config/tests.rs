@@ -170,6 +170,14 @@ fn every_setting_that_would_do_nothing_or_worse_is_named() {
         ("[sink]\nzstd_level = 0", "sink.zstd_level"),
         ("[sink]\nout = \"\"", "sink.out"),
         ("[kafka]\nack_timeout = \"0s\"", "kafka.ack_timeout"),
+        (
+            "[decode.fields]\nvalues = \"values\"",
+            "decode.fields.values",
+        ),
+        (
+            "[decode.fields]\nline_constant = \"\"",
+            "decode.fields.line_constant",
+        ),
         ("[kafka]\ngroup_id = \"\"", "kafka.group_id"),
         ("[kafka]\nbrokers = \"k1:9092,\"", "kafka.brokers"),
         ("[kafka]\nalerts_topic = \"readings\"", "kafka.alerts_topic"),

@@ -37,7 +37,15 @@ impl Pipeline {
         // (partition, its last commit before this one): restored if the commit fails, so the
         // next tick commits the same offset again even when nothing new was consumed.
         let mut committing: Vec<(i32, Option<i64>)> = Vec::new();
+        let lateness_ms = self.cfg.window.allowed_lateness.as_millis() as i64;
         for p in parts {
+            let settled = match self.parts.get_mut(&p) {
+                Some(st) => st.assembler.flush_settled(lateness_ms),
+                None => Vec::new(),
+            };
+            for (reading, seq) in settled {
+                self.window_assembled(p, &reading, seq)?;
+            }
             if let Some(st) = self.parts.get_mut(&p)
                 && st.windower.flush_idle() > 0
             {
@@ -68,7 +76,14 @@ impl Pipeline {
             };
             let Some(next) = durability::next_commit_offset(
                 st.last_consumed,
-                st.windower.min_unemitted_seq(),
+                // The oldest reading held: in an open window, or in an instant being gathered.
+                [
+                    st.windower.min_unemitted_seq(),
+                    st.assembler.min_pending_seq(),
+                ]
+                .into_iter()
+                .flatten()
+                .min(),
                 st.pending.rows.min_seq(),
             ) else {
                 continue;

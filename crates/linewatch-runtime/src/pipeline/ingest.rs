@@ -14,9 +14,10 @@ use super::Pipeline;
 use crate::kafka::{self, LwContext};
 use crate::telemetry::Health;
 use crate::telemetry::events::{
-    ConsumerLag, InspectionDecoded, MachineOnSeveralPartitions, MessageConsumed,
+    ConsumerLag, InspectionDecoded, LongValueRepeated, MachineOnSeveralPartitions, MessageConsumed,
     MessageDeadLettered, ReadingDecoded, ReadingLate,
 };
+use linewatch_window::{Decoded, Reading};
 
 impl Pipeline {
     /// Handles one message of the readings or the inspections topic.
@@ -30,30 +31,24 @@ impl Pipeline {
         let payload = m.payload().unwrap_or_default();
         let (p, offset) = (m.partition(), m.offset());
         if m.topic() == self.cfg.kafka.readings_topic {
-            match linewatch_window::decode_reading(payload, &self.limits) {
-                Ok(reading) => {
+            match self.decoder.decode(payload, m.key()) {
+                Ok(Decoded::Reading(reading)) => {
                     ReadingDecoded.emit(&mut self.progress);
-                    if let Some(partitions) =
-                        self.keying.observe(&reading.line, &reading.machine, p)
-                    {
-                        MachineOnSeveralPartitions {
-                            machine: &reading.machine,
-                            partitions: &partitions,
-                        }
-                        .emit(&mut self.progress);
+                    self.check_keying(&reading.line, &reading.machine, p);
+                    if let Err(e) = self.window_reading(p, &reading, offset as u64)? {
+                        self.dead_letter(m, producer, e.reason(), &e.to_string())
+                            .await?;
                     }
-                    let st = self.partition(p)?;
-                    match st.windower.push(&reading, offset as u64) {
-                        Ok(outcome) => {
-                            if outcome.is_late() {
-                                ReadingLate.emit(&mut self.progress);
-                            }
-                            self.drain_closed(p);
-                        }
-                        Err(e) => {
-                            self.dead_letter(m, producer, e.reason(), &e.to_string())
-                                .await?;
-                        }
+                }
+                Ok(Decoded::Value(value)) => {
+                    ReadingDecoded.emit(&mut self.progress);
+                    self.check_keying(&value.line, &value.machine, p);
+                    let out = self.partition(p)?.assembler.push(value, offset as u64);
+                    if out.duplicate {
+                        LongValueRepeated.emit(&mut self.progress);
+                    }
+                    for (reading, seq) in out.readings {
+                        self.window_assembled(p, &reading, seq)?;
                     }
                 }
                 Err(e) => {
@@ -80,6 +75,60 @@ impl Pipeline {
                 }
             }
             self.label_parts.entry(p).or_default().consumed(offset);
+        }
+        Ok(())
+    }
+
+    /// Reports a machine seen on a second readings partition (the keying contract).
+    fn check_keying(&mut self, line: &str, machine: &str, p: i32) {
+        if let Some(partitions) = self.keying.observe(line, machine, p) {
+            MachineOnSeveralPartitions {
+                machine,
+                partitions: &partitions,
+            }
+            .emit(&mut self.progress);
+        }
+    }
+
+    /// Pushes a reading into partition `p`'s windower and scores what closed; the windower's
+    /// refusal comes back for the caller to dead-letter.
+    fn window_reading(
+        &mut self,
+        p: i32,
+        reading: &Reading,
+        seq: u64,
+    ) -> anyhow::Result<Result<(), linewatch_window::PushError>> {
+        let st = self.partition(p)?;
+        match st.windower.push(reading, seq) {
+            Ok(outcome) => {
+                if outcome.is_late() {
+                    ReadingLate.emit(&mut self.progress);
+                }
+                self.drain_closed(p);
+                Ok(Ok(()))
+            }
+            Err(e) => Ok(Err(e)),
+        }
+    }
+
+    /// A reading gathered from long-format values: its messages are behind it, so a refusal
+    /// is logged and counted with the dead letters (reason from the windower), not sent.
+    pub(super) fn window_assembled(
+        &mut self,
+        p: i32,
+        reading: &Reading,
+        seq: u64,
+    ) -> anyhow::Result<()> {
+        if let Err(e) = self.window_reading(p, reading, seq)? {
+            tracing::warn!(machine = %reading.machine, ts_ms = reading.ts_ms, error = %e,
+                "a gathered long-format reading was refused by the windower");
+            MessageDeadLettered {
+                topic: &self.cfg.kafka.readings_topic,
+                partition: p,
+                offset: seq as i64,
+                reason: e.reason(),
+            }
+            .emit(&mut self.progress);
         }
         Ok(())
     }

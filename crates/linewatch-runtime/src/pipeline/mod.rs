@@ -49,7 +49,7 @@ pub use crate::telemetry::Progress;
 use crate::trainer::{TrainBuffer, TrainSettings, Trainer};
 
 use linewatch_sink::{ParquetTable, RollPolicy};
-use linewatch_window::{ChannelSet, DecodeLimits, FeatureSchema, WindowConfig};
+use linewatch_window::{ChannelSet, DecodeLimits, FeatureSchema, MappedDecoder, WindowConfig};
 
 pub use alerts::SendAlertError;
 pub use durability::{META_ALERTER, META_DURABLE, META_PIPELINE, META_SEQ};
@@ -63,6 +63,8 @@ pub struct Pipeline {
     inputs: ModelInputs,
     channels: Arc<ChannelSet>,
     limits: DecodeLimits,
+    /// Readings messages: the contract, or the configured format and field mapping.
+    decoder: MappedDecoder,
     window_cfg: WindowConfig,
     roll: RollPolicy,
     scores: ParquetTable,
@@ -108,6 +110,8 @@ impl Pipeline {
         };
         crate::preflight::ensure_writable_dir(&cfg.sink.out, "sink.out")?;
         crate::preflight::ensure_writable_dir(&cfg.models_root(), "retrain.models_dir")?;
+        let decoder =
+            MappedDecoder::new(cfg.decode.format, cfg.decode.fields.clone(), limits.clone());
         let scores = output::open_table(&cfg, "scores", "window_start")?;
         let alerts = output::open_table(&cfg, "alerts", "window_start")?;
         let labels = output::open_table(&cfg, "labels", "ts")?;
@@ -136,6 +140,7 @@ impl Pipeline {
             schema,
             inputs,
             channels,
+            decoder,
             limits,
             window_cfg,
             roll,

@@ -7,7 +7,7 @@ use std::collections::HashSet;
 use std::time::Instant;
 
 use linewatch_sink::RollPolicy;
-use linewatch_window::{FeatureSchema, Inspection, Windower};
+use linewatch_window::{FeatureSchema, Inspection, LongAssembler, Windower};
 
 use super::Pipeline;
 use super::durability::{AlertKey, DurableMap};
@@ -49,6 +49,8 @@ impl Pending {
 /// Everything the pipeline holds for one readings partition.
 pub(super) struct PartitionState {
     pub(super) windower: Windower,
+    /// Long-format values gathered into readings by instant (`decode.format = "json_long"`).
+    pub(super) assembler: LongAssembler,
     pub(super) alerter: Alerter,
     /// Which of this partition's windows may feed retraining.
     pub(super) guard: GuardBand,
@@ -156,6 +158,7 @@ impl Pipeline {
         let windower = Windower::new(self.window_cfg.clone(), self.channels.clone())?;
         Ok(PartitionState {
             windower,
+            assembler: LongAssembler::new(),
             alerter,
             guard: GuardBand::new(self.cfg.retrain.guard_windows),
             pending: Pending::new(&self.schema),

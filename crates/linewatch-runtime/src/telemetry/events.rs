@@ -9,8 +9,8 @@ use crate::alerter::AlertState;
 
 use super::{
     ALERTS, ANOMALY_RATIO, CLOSE_TO_ALERT, CONSUMED, CONSUMER_LAG, DEAD_LETTERED, DECODED,
-    FILES_WRITTEN, INSPECTIONS, LATE, MODEL_VERSION, OPEN_WINDOWS, RETRAINS, SCORING_LATENCY,
-    SPLIT_MACHINES, WINDOWS,
+    FILES_WRITTEN, INSPECTIONS, LATE, LONG_REPEATED, MODEL_VERSION, OPEN_WINDOWS, RETRAINS,
+    SCORING_LATENCY, SPLIT_MACHINES, WINDOWS,
 };
 
 /// Live counters for progress displays and summaries.
@@ -27,6 +27,8 @@ pub struct Progress {
     /// Machines whose readings arrived on more than one readings partition (the keying
     /// contract broken: see `pipeline/keying.rs`).
     pub machines_on_several_partitions: u64,
+    /// Long-format values that repeated a channel at their machine's instant (dropped).
+    pub long_values_repeated: u64,
     /// Readings that arrived after their window closed.
     pub late: u64,
     /// Windows closed and scored.
@@ -110,6 +112,16 @@ impl MachineOnSeveralPartitions<'_> {
             "readings of one machine on several partitions: its windows are split and written \
              partial. Produce readings with the machine as the message key"
         );
+    }
+}
+
+/// A long-format value repeated a channel already gathered at its machine's instant (dropped).
+pub struct LongValueRepeated;
+
+impl LongValueRepeated {
+    pub fn emit(self, progress: &mut Progress) {
+        progress.long_values_repeated += 1;
+        metrics::counter!(LONG_REPEATED).increment(1);
     }
 }
 
@@ -393,6 +405,7 @@ mod tests {
             dead_lettered: 1,
             dead_letters_by_reason: [("json".to_string(), 1)].into(),
             machines_on_several_partitions: 1,
+            long_values_repeated: 0,
             late: 1,
             windows: 3,
             alerts_opened: 1,

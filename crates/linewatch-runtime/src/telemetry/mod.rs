@@ -35,6 +35,7 @@ pub const OPEN_WINDOWS: &str = "linewatch_open_windows";
 pub const INSPECTIONS: &str = "linewatch_inspections_total";
 pub const BROKER_UP: &str = "linewatch_broker_up";
 pub const SPLIT_MACHINES: &str = "linewatch_machines_on_several_partitions_total";
+pub const LONG_REPEATED: &str = "linewatch_long_values_repeated_total";
 
 /// How long without a tick of the loop `/healthz` and `/readyz` call a stall.
 const STALL: Duration = Duration::from_secs(30);
@@ -93,7 +94,14 @@ fn register() {
         ANOMALY_RATIO,
         "A window's anomaly score over the serving threshold"
     );
-    for c in [DECODED, LATE, WINDOWS, INSPECTIONS, SPLIT_MACHINES] {
+    for c in [
+        DECODED,
+        LATE,
+        WINDOWS,
+        INSPECTIONS,
+        SPLIT_MACHINES,
+        LONG_REPEATED,
+    ] {
         metrics::counter!(c).absolute(0);
     }
     for reason in linewatch_window::DecodeError::REASONS {

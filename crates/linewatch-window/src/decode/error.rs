@@ -123,6 +123,13 @@ pub enum DecodeError {
         /// JSON kind found.
         found: &'static str,
     },
+    /// A key appears twice in one JSON object of a message read through a field mapping
+    /// (the contract's own fields are `duplicate_field`).
+    #[error("key `{key}` appears more than once in one object")]
+    DuplicateKey {
+        /// The key (truncated to 64 bytes).
+        key: String,
+    },
     /// `ts` is a string that is not RFC 3339, or a number that is not an
     /// integer that fits in i64.
     #[error("bad timestamp: {0}")]
@@ -145,6 +152,7 @@ impl DecodeError {
         "not_object",
         "missing_field",
         "duplicate_field",
+        "duplicate_key",
         "wrong_type",
         "empty_id",
         "line_too_long",
@@ -168,6 +176,7 @@ impl DecodeError {
             Self::NotAnObject { .. } => "not_object",
             Self::MissingField(_) => "missing_field",
             Self::DuplicateField(_) => "duplicate_field",
+            Self::DuplicateKey { .. } => "duplicate_key",
             Self::WrongType { .. } => "wrong_type",
             Self::EmptyId(_) => "empty_id",
             Self::LineTooLong { .. } => "line_too_long",

@@ -14,10 +14,13 @@
 //!   [`MAX_ABS_VALUE`] (finite window statistics) and [`MAX_LINE_PATH_BYTES`] (the
 //!   `line=` folder name);
 //! * `error.rs`: [`DecodeError`] and its dead-letter reasons;
-//! * `parse.rs`: the JSON walk.
+//! * `parse.rs`: the JSON walk;
+//! * `mapped.rs`: other shapes of readings: a field mapping by JSON Pointers, the machine from
+//!   the message key, declared timestamp formats, one value per message ([`MappedDecoder`]).
 
 mod error;
 mod limits;
+mod mapped;
 mod parse;
 
 use std::borrow::Cow;
@@ -26,6 +29,7 @@ pub use error::DecodeError;
 pub use limits::{
     DecodeLimits, MAX_ABS_VALUE, MAX_LINE_PATH_BYTES, YEAR_2000_MS, YEAR_2100_MS, line_path_len,
 };
+pub use mapped::{Decoded, FieldMap, Format, LongValue, MappedDecoder, TsFormat};
 
 use parse::{Fields, Kind, parse};
 

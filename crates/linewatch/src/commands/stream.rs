@@ -99,6 +99,7 @@ pub(crate) async fn run(a: RunArgs) -> anyhow::Result<()> {
         dead_lettered = progress.dead_lettered,
         dead_letters_by_reason = ?progress.dead_letters_by_reason,
         machines_on_several_partitions = progress.machines_on_several_partitions,
+        long_values_repeated = progress.long_values_repeated,
         "stopped cleanly"
     );
     Ok(())
