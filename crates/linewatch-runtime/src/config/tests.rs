@@ -258,3 +258,29 @@ fn shipped_pipelines_are_valid() {
     }
     assert!(n >= 2, "demo.toml and a realistic line at least");
 }
+
+/// Every pipeline file shipped in `pipelines/` loads and passes validation (they are the
+/// examples users copy).
+#[test]
+fn every_shipped_pipeline_file_loads() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../pipelines");
+    let mut n = 0;
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "toml") {
+            let text = std::fs::read_to_string(&path).unwrap();
+            let name = path.display().to_string();
+            PipelineConfig::from_toml_with_env(&text, &name, env(&[]))
+                .unwrap_or_else(|e| panic!("{name}: {e}"));
+            n += 1;
+        }
+    }
+    assert!(n >= 3, "{n} pipeline files");
+    let long = std::fs::read_to_string(dir.join("long-format.toml")).unwrap();
+    let cfg = PipelineConfig::from_toml_with_env(&long, "long", env(&[])).unwrap();
+    assert_eq!(cfg.decode.format, linewatch_window::Format::JsonLong);
+    assert_eq!(
+        cfg.decode.fields.ts_format,
+        linewatch_window::TsFormat::EpochS
+    );
+}
