@@ -19,7 +19,7 @@ use linewatch_sim::{AlertSpan, EvalConfig, SimEvent, Simulator};
 
 use crate::config::PipelineConfig;
 use crate::pipeline::{Pipeline, Progress};
-use crate::telemetry::Health;
+use crate::telemetry::{Health, OpsEndpoint};
 
 /// Counts deliveries of the simulator's producer.
 #[derive(Default, Clone)]
@@ -240,30 +240,19 @@ pub async fn demo(mut cfg: PipelineConfig, opts: DemoOptions) -> anyhow::Result<
 
     let (progress_tx, progress_rx) = watch::channel(Progress::default());
     let health = Arc::new(Health::default());
-    let pipeline = Pipeline::new(cfg.clone(), progress_tx, health.clone())?;
+    // The endpoint first (the same setup as `run`); a busy port is no reason to stop a demo.
+    let ops = match OpsEndpoint::start(&cfg.http.listen, health.clone()).await {
+        Ok(ops) => ops,
+        Err(e) => {
+            tracing::warn!(error = %format!("{e:#}"), "metrics endpoint not started");
+            None
+        }
+    };
+    let pipeline = Pipeline::new(cfg.clone(), progress_tx, health)?;
     let (stop_pipeline_tx, mut stop_pipeline_rx) = watch::channel(false);
     let pipeline_task = tokio::spawn(pipeline.run(async move {
         let _ = stop_pipeline_rx.wait_for(|s| *s).await;
     }));
-    let http = if cfg.http.listen.is_empty() {
-        None
-    } else {
-        let (stop_tx, mut stop_rx) = watch::channel(false);
-        match crate::telemetry::serve(cfg.http.listen.parse()?, health, async move {
-            let _ = stop_rx.wait_for(|s| *s).await;
-        })
-        .await
-        {
-            Ok((addr, task)) => {
-                tracing::info!(%addr, "metrics on http://{addr}/metrics");
-                Some((stop_tx, task))
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, "metrics endpoint not started");
-                None
-            }
-        }
-    };
 
     // The simulator, gated on the first model.
     let mut sim = Simulator::new(cfg.simulate.clone()).context("simulator config")?;
@@ -356,9 +345,8 @@ pub async fn demo(mut cfg: PipelineConfig, opts: DemoOptions) -> anyhow::Result<
     }
     stop_pipeline_tx.send_replace(true);
     let progress = pipeline_task.await.context("pipeline task")??;
-    if let Some((stop, task)) = http {
-        stop.send_replace(true);
-        let _ = task.await;
+    if let Some(ops) = ops {
+        ops.stop().await;
     }
     if let Some(bar) = &bar {
         bar.finish_and_clear();

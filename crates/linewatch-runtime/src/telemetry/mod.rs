@@ -213,6 +213,47 @@ impl Health {
     }
 }
 
+/// The operations endpoint of a pipeline process (`http.listen`), the one setup `run` and
+/// `demo` share: started before the pipeline, so the metrics recorder is installed before
+/// anything is counted, and stopped after it.
+pub struct OpsEndpoint {
+    /// The bound address (port 0 in `http.listen` picks a free one).
+    pub addr: SocketAddr,
+    stop: tokio::sync::watch::Sender<bool>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl OpsEndpoint {
+    /// Serves `/metrics`, `/healthz` and `/readyz` on `listen`; `None` when `listen` is empty
+    /// (no endpoint).
+    ///
+    /// # Errors
+    /// `listen` is not a socket address, or it cannot be bound.
+    pub async fn start(listen: &str, health: Arc<Health>) -> anyhow::Result<Option<Self>> {
+        use anyhow::Context as _;
+        if listen.is_empty() {
+            return Ok(None);
+        }
+        let addr: SocketAddr = listen
+            .parse()
+            .with_context(|| format!("http.listen {listen:?} is not an address"))?;
+        let (stop, mut rx) = tokio::sync::watch::channel(false);
+        let (addr, task) = serve(addr, health, async move {
+            let _ = rx.wait_for(|s| *s).await;
+        })
+        .await
+        .with_context(|| format!("binding the operations endpoint {listen}"))?;
+        tracing::info!(%addr, "serving /metrics, /healthz and /readyz");
+        Ok(Some(Self { addr, stop, task }))
+    }
+
+    /// Stops serving and waits for the server task.
+    pub async fn stop(self) {
+        self.stop.send_replace(true);
+        let _ = self.task.await;
+    }
+}
+
 /// Serves `/metrics` and `/healthz` on `addr` until `shutdown` resolves. Returns the bound
 /// address (port 0 picks a free one).
 pub async fn serve(

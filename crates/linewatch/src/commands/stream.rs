@@ -8,6 +8,7 @@ use anyhow::Context as _;
 use clap::Args;
 use linewatch_runtime::config::PipelineConfig;
 use linewatch_runtime::demo::{self, DemoOptions, Pace};
+use linewatch_runtime::telemetry::OpsEndpoint;
 
 use super::offline::fmt_opt;
 use crate::shutdown_signal;
@@ -66,31 +67,13 @@ pub(crate) struct DemoArgs {
 pub(crate) async fn run(a: RunArgs) -> anyhow::Result<()> {
     let cfg = PipelineConfig::load(&a.pipeline)?;
     let health = std::sync::Arc::new(linewatch_runtime::telemetry::Health::default());
-    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let http = if cfg.http.listen.is_empty() {
-        None
-    } else {
-        let mut rx = stop_rx.clone();
-        let (addr, task) = linewatch_runtime::telemetry::serve(
-            cfg.http.listen.parse()?,
-            health.clone(),
-            async move {
-                let _ = rx.wait_for(|s| *s).await;
-            },
-        )
-        .await
-        .with_context(|| format!("binding the operations endpoint {}", cfg.http.listen))?;
-        tracing::info!(%addr, "serving /metrics and /healthz");
-        Some(task)
-    };
+    let ops = OpsEndpoint::start(&cfg.http.listen, health.clone()).await?;
     let (progress_tx, _progress_rx) = tokio::sync::watch::channel(Default::default());
     let pipeline = linewatch_runtime::pipeline::Pipeline::new(cfg, progress_tx, health)?;
     let progress = pipeline.run(shutdown_signal()).await?;
-    stop_tx.send_replace(true);
-    if let Some(t) = http {
-        let _ = t.await;
+    if let Some(ops) = ops {
+        ops.stop().await;
     }
-    drop(stop_rx);
     tracing::info!(
         readings = progress.readings,
         windows = progress.windows,
