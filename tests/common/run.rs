@@ -11,6 +11,7 @@ use arrow_array::{
     Array, BooleanArray, Float64Array, StringArray, TimestampMillisecondArray, UInt32Array,
 };
 use linewatch_sim::{SimConfig, SimEvent};
+use linewatch_tables::scores as S;
 
 pub const WINDOW_MS: i64 = 10_000;
 /// `window.allowed_lateness` of [`pipeline_toml`].
@@ -217,7 +218,7 @@ pub fn wait_for_windows(out: &Path, log: &Path, expected: usize) {
         "the pipeline to write every closed window",
         log,
         Duration::from_secs(150),
-        || super::parquet_rows(&out.join("scores")) >= expected,
+        || super::parquet_rows(&out.join(S::TABLE)) >= expected,
     );
 }
 
@@ -228,18 +229,21 @@ pub fn model_exists(out: &Path, name: &str) -> bool {
 /// Every scores row read back: (machine, window start) -> (n_readings, temp mean, score set).
 pub fn read_scores(out: &Path) -> Vec<ScoreRow> {
     let mut rows = Vec::new();
-    for b in linewatch_sink::read_all(out.join("scores")).unwrap() {
+    for b in linewatch_sink::read_all(out.join(S::TABLE)).unwrap() {
         let s = |n: &str| b.column_by_name(n).unwrap_or_else(|| panic!("column {n}"));
-        let machine = s("machine").as_any().downcast_ref::<StringArray>().unwrap();
-        let start = s("window_start")
+        let machine = s(S::MACHINE)
+            .as_any()
+            .downcast_ref::<StringArray>()
+            .unwrap();
+        let start = s(S::WINDOW_START)
             .as_any()
             .downcast_ref::<TimestampMillisecondArray>()
             .unwrap();
-        let end = s("window_end")
+        let end = s(S::WINDOW_END)
             .as_any()
             .downcast_ref::<TimestampMillisecondArray>()
             .unwrap();
-        let n = s("n_readings")
+        let n = s(S::N_READINGS)
             .as_any()
             .downcast_ref::<UInt32Array>()
             .unwrap();
@@ -247,15 +251,15 @@ pub fn read_scores(out: &Path) -> Vec<ScoreRow> {
             .as_any()
             .downcast_ref::<Float64Array>()
             .unwrap();
-        let complete = s("complete")
+        let complete = s(S::COMPLETE)
             .as_any()
             .downcast_ref::<BooleanArray>()
             .unwrap();
-        let score = s("anomaly_score")
+        let score = s(S::ANOMALY_SCORE)
             .as_any()
             .downcast_ref::<Float64Array>()
             .unwrap();
-        let version = s("model_version")
+        let version = s(S::MODEL_VERSION)
             .as_any()
             .downcast_ref::<StringArray>()
             .unwrap();

@@ -1,5 +1,6 @@
 //! Reading one machine's rows from the scores table, pruning partitions by date.
 
+use linewatch_tables::scores as S;
 use std::path::Path;
 
 use arrow_array::cast::AsArray;
@@ -125,14 +126,14 @@ fn extract(
             column: name,
         })
     };
-    let machines = strings(required("machine")?, path, "machine")?;
-    let starts = timestamps(required("window_start")?, path, "window_start")?;
-    let ends = match col("window_end") {
-        Some(c) => timestamps(c, path, "window_end")?,
+    let machines = strings(required(S::MACHINE)?, path, S::MACHINE)?;
+    let starts = timestamps(required(S::WINDOW_START)?, path, S::WINDOW_START)?;
+    let ends = match col(S::WINDOW_END) {
+        Some(c) => timestamps(c, path, S::WINDOW_END)?,
         None => starts.clone(),
     };
-    let scores = floats(required("anomaly_score")?, path, "anomaly_score")?;
-    let alerts = bools(required("alert")?, path, "alert")?;
+    let scores = floats(required(S::ANOMALY_SCORE)?, path, S::ANOMALY_SCORE)?;
+    let alerts = bools(required(S::ALERT)?, path, S::ALERT)?;
     let n = batch.num_rows();
     let optional_floats = |name: &'static str| match col(name) {
         Some(c) => floats(c, path, name),
@@ -142,11 +143,11 @@ fn extract(
         Some(c) => strings(c, path, name),
         None => Ok(vec![None; n]),
     };
-    let thresholds = optional_floats("threshold")?;
-    let defect = optional_floats("defect_prob")?;
-    let versions = optional_strings("model_version")?;
-    let tops = optional_strings("top_features")?;
-    let lines = optional_strings("line")?;
+    let thresholds = optional_floats(S::THRESHOLD)?;
+    let defect = optional_floats(S::DEFECT_PROB)?;
+    let versions = optional_strings(S::MODEL_VERSION)?;
+    let tops = optional_strings(S::TOP_FEATURES)?;
+    let lines = optional_strings(S::LINE)?;
 
     for i in 0..n {
         if machines[i] != Some(machine) {

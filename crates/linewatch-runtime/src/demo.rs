@@ -366,7 +366,8 @@ pub async fn demo(mut cfg: PipelineConfig, opts: DemoOptions) -> anyhow::Result<
 
 /// Removes a previous demo's output folders (only the ones the demo writes).
 fn prepare_out(out: &Path) -> anyhow::Result<()> {
-    for sub in ["scores", "alerts", "labels", "models"] {
+    use linewatch_tables::{alerts, labels, scores};
+    for sub in [scores::TABLE, alerts::TABLE, labels::TABLE, "models"] {
         let p = out.join(sub);
         if p.exists() {
             std::fs::remove_dir_all(&p).with_context(|| format!("clearing {}", p.display()))?;
@@ -383,7 +384,7 @@ fn prepare_out(out: &Path) -> anyhow::Result<()> {
 pub fn read_alert_spans(out: &Path) -> anyhow::Result<Vec<AlertSpan>> {
     use std::collections::BTreeMap;
     let mut spans: BTreeMap<String, AlertSpan> = BTreeMap::new();
-    let root = out.join("alerts");
+    let root = out.join(linewatch_tables::alerts::TABLE);
     if !root.exists() {
         return Ok(Vec::new());
     }
@@ -393,7 +394,7 @@ pub fn read_alert_spans(out: &Path) -> anyhow::Result<Vec<AlertSpan>> {
                 .column_by_name(name)
                 .with_context(|| format!("alerts file without {name}"))
         };
-        let ids = col("alert_id")?
+        let ids = col(linewatch_tables::alerts::ALERT_ID)?
             .as_any()
             .downcast_ref::<StringArray>()
             .context("alert_id type")?;
@@ -401,7 +402,7 @@ pub fn read_alert_spans(out: &Path) -> anyhow::Result<Vec<AlertSpan>> {
             .as_any()
             .downcast_ref::<StringArray>()
             .context("machine type")?;
-        let states = col("state")?
+        let states = col(linewatch_tables::alerts::STATE)?
             .as_any()
             .downcast_ref::<StringArray>()
             .context("state type")?;
@@ -459,7 +460,7 @@ fn summarize(
     progress: &Progress,
     wall: f64,
 ) -> anyhow::Result<Summary> {
-    let windows = count_rows(&out.join("scores"))?;
+    let windows = count_rows(&out.join(linewatch_tables::scores::TABLE))?;
     let alerts = read_alert_spans(out)?;
     let eval_cfg =
         EvalConfig::for_windows(cfg.window.size.as_millis() as i64, cfg.alert.open_after);

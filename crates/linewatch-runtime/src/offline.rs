@@ -7,9 +7,9 @@ use std::sync::Arc;
 
 use anyhow::Context as _;
 use arrow_array::{
-    Array, ArrayRef, BooleanArray, Float32Array, Float64Array, RecordBatch, StringArray,
-    TimestampMillisecondArray,
+    Array, BooleanArray, Float64Array, RecordBatch, StringArray, TimestampMillisecondArray,
 };
+use linewatch_tables::{self as tables, labels as L, read, scores as S};
 
 use crate::config::PipelineConfig;
 use crate::trainer::{GuardBand, LabelledRow, Outcome, TrainJob, TrainRow};
@@ -59,29 +59,8 @@ pub struct TrainCounts {
     pub labels_without_window: usize,
 }
 
-fn col<'a, T: 'static>(b: &'a RecordBatch, name: &str) -> anyhow::Result<&'a T> {
-    b.column_by_name(name)
-        .with_context(|| format!("scores file without column {name}"))?
-        .as_any()
-        .downcast_ref::<T>()
-        .with_context(|| format!("column {name} has an unexpected type"))
-}
-
-/// A feature column's values, NaN where null. Float64 is what the pipeline writes; Float32 is
-/// what scores tables written before features were f64 hold, read exactly as stored.
-fn feature_values(b: &RecordBatch, name: &str) -> anyhow::Result<Vec<f64>> {
-    let a: &ArrayRef = b
-        .column_by_name(name)
-        .with_context(|| format!("scores file without column {name}"))?;
-    let any = a.as_any();
-    let at = |i: usize, v: f64| if a.is_null(i) { f64::NAN } else { v };
-    if let Some(c) = any.downcast_ref::<Float64Array>() {
-        Ok((0..c.len()).map(|i| at(i, c.value(i))).collect())
-    } else if let Some(c) = any.downcast_ref::<Float32Array>() {
-        Ok((0..c.len()).map(|i| at(i, f64::from(c.value(i)))).collect())
-    } else {
-        anyhow::bail!("column {name} is {}, not Float64 or Float32", a.data_type())
-    }
+fn col<'a, T: Array + 'static>(b: &'a RecordBatch, name: &str) -> anyhow::Result<&'a T> {
+    read::column::<T>(b, name).context("reading the history")
 }
 
 /// Normal windows (no open alert, not over their threshold, none such within
@@ -93,7 +72,7 @@ pub fn job_from_parquet(
     feature_names: &[String],
 ) -> anyhow::Result<(TrainJob, TrainCounts)> {
     let mut counts = TrainCounts::default();
-    let scores = from.join("scores");
+    let scores = from.join(tables::scores::TABLE);
     if !scores.exists() {
         anyhow::bail!(
             "{} does not exist (expected the scores table under --from)",
@@ -103,26 +82,20 @@ pub fn job_from_parquet(
     // (window_start, machine, features, normal)
     let mut rows: Vec<(i64, String, i64, Vec<f64>, bool)> = Vec::new();
     for b in linewatch_sink::read_all(&scores)? {
-        let machine = col::<StringArray>(&b, "machine")?;
-        let start = col::<TimestampMillisecondArray>(&b, "window_start")?;
-        let end = col::<TimestampMillisecondArray>(&b, "window_end")?;
-        let alert = col::<BooleanArray>(&b, "alert")?;
-        let score = col::<Float64Array>(&b, "anomaly_score")?;
-        let threshold = col::<Float64Array>(&b, "threshold")?;
-        let p_value = match b.column_by_name("p_value") {
-            Some(_) => Some(col::<Float64Array>(&b, "p_value")?),
-            None => None,
-        };
+        let machine = col::<StringArray>(&b, S::MACHINE)?;
+        let start = col::<TimestampMillisecondArray>(&b, S::WINDOW_START)?;
+        let end = col::<TimestampMillisecondArray>(&b, S::WINDOW_END)?;
+        let alert = col::<BooleanArray>(&b, S::ALERT)?;
+        let score = col::<Float64Array>(&b, S::ANOMALY_SCORE)?;
+        let threshold = col::<Float64Array>(&b, S::THRESHOLD)?;
+        let p_value = read::optional::<Float64Array>(&b, S::P_VALUE)?;
         // Windows closed before their end (idle eviction) hold part of their readings and are
         // not trained on; files written before the column existed are read whole.
-        let complete = match b.column_by_name("complete") {
-            Some(_) => Some(col::<BooleanArray>(&b, "complete")?),
-            None => None,
-        };
+        let complete = read::optional::<BooleanArray>(&b, S::COMPLETE)?;
         let features: Vec<Vec<f64>> = feature_names
             .iter()
-            .map(|f| feature_values(&b, f))
-            .collect::<anyhow::Result<_>>()
+            .map(|f| read::floats(&b, f))
+            .collect::<Result<_, _>>()
             .context("the scores table's features differ from the pipeline's window.channels")?;
         counts.windows_read += b.num_rows();
         for i in 0..b.num_rows() {
@@ -158,14 +131,14 @@ pub fn job_from_parquet(
     let slide = cfg.slide().as_millis() as i64;
     // Labels: an inspection applies to the window of its machine that contains its time.
     let mut labelled = Vec::new();
-    let labels = from.join("labels");
+    let labels = from.join(tables::labels::TABLE);
     if labels.exists() {
         let index: HashMap<(&str, i64), &Vec<f64>> =
             rows.iter().map(|r| ((r.1.as_str(), r.0), &r.3)).collect();
         for b in linewatch_sink::read_all(&labels)? {
-            let machine = col::<StringArray>(&b, "machine")?;
-            let ts = col::<TimestampMillisecondArray>(&b, "ts")?;
-            let defect = col::<BooleanArray>(&b, "defect")?;
+            let machine = col::<StringArray>(&b, S::MACHINE)?;
+            let ts = col::<TimestampMillisecondArray>(&b, L::TS)?;
+            let defect = col::<BooleanArray>(&b, L::DEFECT)?;
             counts.labels_read += b.num_rows();
             for i in 0..b.num_rows() {
                 let start = linewatch_window::window_start(ts.value(i), slide);
@@ -263,6 +236,7 @@ mod tests {
     use super::*;
     use crate::output::{ScoredRows, labels_batch, open_table};
     use crate::scoring::RowScore;
+    use linewatch_tables::{labels as L, scores as S};
 
     /// One machine, 40 tumbling 10 s windows of one reading each: window 20 over its
     /// threshold, the last one closed early (idle eviction), labels at windows 5 and 99.
@@ -302,7 +276,7 @@ mod tests {
             };
             rows.push(c, score, false);
         }
-        let scores = open_table(&cfg, "scores", "window_start").unwrap();
+        let scores = open_table(&cfg, S::TABLE, S::PARTITION_TIME).unwrap();
         let name = linewatch_sink::FileName::new(0, 0, 39).unwrap();
         scores
             .write_file(&[rows.finish().unwrap()], &name, &[])
@@ -313,7 +287,7 @@ mod tests {
             ts_ms: t0 + k * 10_000 + 500,
             defect: false,
         };
-        let labels = open_table(&cfg, "labels", "ts").unwrap();
+        let labels = open_table(&cfg, L::TABLE, L::PARTITION_TIME).unwrap();
         let batch = labels_batch(&[label(5), label(99)]).unwrap();
         labels.write_file(&[batch], &name, &[]).unwrap();
 

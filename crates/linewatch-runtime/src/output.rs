@@ -1,5 +1,5 @@
 //! The Parquet tables' rows: scores (window features + model outputs), alerts and labels.
-//! Column order and types are the contract (`docs/architecture.md`, "Contracts"); they are
+//! The tables' names, columns and types are defined in `linewatch-tables`; the batches are
 //! built here and only here.
 
 use std::sync::Arc;
@@ -8,7 +8,7 @@ use arrow_array::builder::{
     BooleanBuilder, Float64Builder, StringBuilder, TimestampMillisecondBuilder,
 };
 use arrow_array::{ArrayRef, RecordBatch};
-use arrow_schema::{DataType, Field, Schema, TimeUnit};
+use arrow_schema::{Field, Schema};
 use linewatch_window::{ClosedWindow, FeatureSchema};
 
 use crate::alerter::Alert;
@@ -32,23 +32,10 @@ pub fn open_table(
     })
 }
 
-fn ts_type() -> DataType {
-    DataType::Timestamp(TimeUnit::Millisecond, Some("UTC".into()))
-}
-
-/// The columns the scorer appends to the window's feature columns, in order.
+/// The columns the scorer appends to the window's feature columns, in order (defined in
+/// `linewatch-tables`).
 pub fn score_fields() -> Vec<Field> {
-    vec![
-        Field::new("complete", DataType::Boolean, false),
-        Field::new("anomaly_score", DataType::Float64, true),
-        Field::new("threshold", DataType::Float64, true),
-        Field::new("p_value", DataType::Float64, true),
-        Field::new("log_density_rel", DataType::Float64, true),
-        Field::new("defect_prob", DataType::Float64, true),
-        Field::new("alert", DataType::Boolean, false),
-        Field::new("model_version", DataType::Utf8, true),
-        Field::new("top_features", DataType::Utf8, true),
-    ]
+    linewatch_tables::scores::score_fields()
 }
 
 /// Scored windows of one partition, buffered until their file is written.
@@ -149,22 +136,9 @@ impl ScoredRows {
     }
 }
 
-/// The alerts table's schema.
+/// The alerts table's schema (defined in `linewatch-tables`).
 pub fn alerts_schema() -> Schema {
-    Schema::new(vec![
-        Field::new("alert_id", DataType::Utf8, false),
-        Field::new("line", DataType::Utf8, false),
-        Field::new("machine", DataType::Utf8, false),
-        Field::new("window_start", ts_type(), false),
-        Field::new("window_end", ts_type(), false),
-        Field::new("state", DataType::Utf8, false),
-        Field::new("anomaly_score", DataType::Float64, false),
-        Field::new("threshold", DataType::Float64, false),
-        Field::new("p_value", DataType::Float64, true),
-        Field::new("defect_prob", DataType::Float64, true),
-        Field::new("top_features", DataType::Utf8, false),
-        Field::new("model_version", DataType::Utf8, false),
-    ])
+    linewatch_tables::alerts::schema()
 }
 
 /// Alerts as a batch of the alerts table.
@@ -212,14 +186,9 @@ pub fn alerts_batch<'a>(alerts: impl Iterator<Item = &'a Alert>) -> anyhow::Resu
     Ok(RecordBatch::try_new(Arc::new(alerts_schema()), columns)?)
 }
 
-/// The labels table's schema (inspection results, for retraining the isotonic model).
+/// The labels table's schema (defined in `linewatch-tables`).
 pub fn labels_schema() -> Schema {
-    Schema::new(vec![
-        Field::new("line", DataType::Utf8, false),
-        Field::new("machine", DataType::Utf8, false),
-        Field::new("ts", ts_type(), false),
-        Field::new("defect", DataType::Boolean, false),
-    ])
+    linewatch_tables::labels::schema()
 }
 
 /// Inspections as a batch of the labels table.

@@ -112,9 +112,10 @@ impl Pipeline {
         crate::preflight::ensure_writable_dir(&cfg.models_root(), "retrain.models_dir")?;
         let decoder =
             MappedDecoder::new(cfg.decode.format, cfg.decode.fields.clone(), limits.clone());
-        let scores = output::open_table(&cfg, "scores", "window_start")?;
-        let alerts = output::open_table(&cfg, "alerts", "window_start")?;
-        let labels = output::open_table(&cfg, "labels", "ts")?;
+        use linewatch_tables::{alerts, labels, scores};
+        let scores = output::open_table(&cfg, scores::TABLE, scores::PARTITION_TIME)?;
+        let alerts = output::open_table(&cfg, alerts::TABLE, alerts::PARTITION_TIME)?;
+        let labels = output::open_table(&cfg, labels::TABLE, labels::PARTITION_TIME)?;
         let roll = RollPolicy {
             max_rows: cfg.sink.max_rows,
             max_bytes: cfg.sink.max_bytes,

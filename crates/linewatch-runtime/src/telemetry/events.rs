@@ -276,8 +276,8 @@ pub enum CountedTable {
 impl CountedTable {
     fn as_str(self) -> &'static str {
         match self {
-            CountedTable::Scores => "scores",
-            CountedTable::Alerts => "alerts",
+            CountedTable::Scores => linewatch_tables::scores::TABLE,
+            CountedTable::Alerts => linewatch_tables::alerts::TABLE,
         }
     }
 }

@@ -110,7 +110,11 @@ fn register() {
     for outcome in ["accepted", "rejected", "failed"] {
         metrics::counter!(RETRAINS, "outcome" => outcome).absolute(0);
     }
-    for table in ["scores", "alerts", "labels"] {
+    for table in [
+        linewatch_tables::scores::TABLE,
+        linewatch_tables::alerts::TABLE,
+        linewatch_tables::labels::TABLE,
+    ] {
         metrics::counter!(FILES_WRITTEN, "table" => table).absolute(0);
     }
     metrics::gauge!(OPEN_WINDOWS).set(0.0);
