@@ -165,3 +165,48 @@ async fn a_broker_outage_is_ridden_out_and_reported() {
         "alerts topic and alerts/ Parquet agree"
     );
 }
+
+/// A broker never reached (a wrong address, a broker not up yet) is reported the same way:
+/// `/readyz` 503 and `linewatch_broker_up 0` while `/healthz` stays 200, and the process keeps
+/// trying instead of exiting.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_broker_never_reached_is_reported() {
+    let dir = common::workdir();
+    let t = Topics {
+        readings: "never-readings".into(),
+        inspections: "never-inspections".into(),
+        alerts: "never-alerts".into(),
+        dlq: "never-readings.dlq".into(),
+    };
+    let out = dir.path().join("out");
+    let toml = dir.path().join("pipeline.toml");
+    std::fs::write(&toml, pipeline_toml("never", &t, &out)).unwrap();
+    let http: SocketAddr = ([127, 0, 0, 1], free_port()).into();
+    let listen = http.to_string();
+    let log = dir.path().join("linewatch.log");
+    // Nothing listens on this port.
+    let nowhere = format!("127.0.0.1:{}", free_port());
+    let mut child = spawn_with(
+        &nowhere,
+        &toml,
+        &log,
+        &[("LINEWATCH__HTTP__LISTEN", listen.as_str())],
+    );
+    wait_for(
+        "/readyz to report the broker",
+        &log,
+        Duration::from_secs(60),
+        || {
+            http_get(http, "/readyz")
+                .is_some_and(|(code, body)| code == 503 && body.contains("broker"))
+        },
+    );
+    assert_eq!(http_get(http, "/healthz").unwrap().0, 200);
+    let (_, metrics) = http_get(http, "/metrics").unwrap();
+    assert!(
+        metrics.lines().any(|l| l == "linewatch_broker_up 0"),
+        "{metrics}"
+    );
+    assert!(child.try_wait().unwrap().is_none(), "{}", tail(&log));
+    terminate(child, &log);
+}

@@ -74,13 +74,61 @@ pub enum PartitionEvent {
 }
 
 /// Consumer context that records rebalances for the pipeline loop to act on (the callback
-/// itself must return quickly, so it only queues).
+/// itself must return quickly, so it only queues), reports the brokers down when librdkafka
+/// says all are, and logs client errors at most once per [`ERROR_LOG_EVERY`] (an outage
+/// would otherwise log one line per retry).
 #[derive(Clone, Default)]
 pub struct LwContext {
     events: Arc<Mutex<Vec<PartitionEvent>>>,
+    health: Option<Arc<Health>>,
+    errors: Arc<Mutex<ErrorLog>>,
+}
+
+/// How often client errors are logged during a run of them.
+pub const ERROR_LOG_EVERY: Duration = Duration::from_secs(30);
+
+/// Client errors since the last one logged.
+#[derive(Default)]
+struct ErrorLog {
+    last: Option<Instant>,
+    suppressed: u64,
+}
+
+impl ErrorLog {
+    /// Whether to log now, and how many were suppressed since the last line.
+    fn should_log(&mut self) -> Option<u64> {
+        let due = self.last.is_none_or(|t| t.elapsed() >= ERROR_LOG_EVERY);
+        if due {
+            self.last = Some(Instant::now());
+            Some(std::mem::take(&mut self.suppressed))
+        } else {
+            self.suppressed += 1;
+            None
+        }
+    }
 }
 
 impl LwContext {
+    /// A context that reports broker state to `health`.
+    pub fn with_health(health: Arc<Health>) -> Self {
+        Self {
+            health: Some(health),
+            ..Self::default()
+        }
+    }
+
+    /// Logs a consumer error, at most once per [`ERROR_LOG_EVERY`], with the count of those
+    /// not logged since.
+    pub fn log_error(&self, error: &dyn std::fmt::Display) {
+        let due = match self.errors.lock() {
+            Ok(mut l) => l.should_log(),
+            Err(poisoned) => poisoned.into_inner().should_log(),
+        };
+        if let Some(suppressed) = due {
+            tracing::warn!(error = %error, suppressed, "Kafka client error (repeats are logged every 30 s)");
+        }
+    }
+
     /// Takes the queued rebalance events, oldest first.
     pub fn take_events(&self) -> Vec<PartitionEvent> {
         match self.events.lock() {
@@ -97,7 +145,31 @@ impl LwContext {
     }
 }
 
-impl ClientContext for LwContext {}
+/// The producer of alerts and dead letters, with the same quiet error reporting.
+pub type Producer = FutureProducer<LwContext>;
+
+impl ClientContext for LwContext {
+    /// librdkafka's own log lines: warnings and errors through the rate limit (a broker
+    /// outage makes one per reconnect attempt), the rest at debug.
+    fn log(&self, level: rdkafka::config::RDKafkaLogLevel, fac: &str, log_message: &str) {
+        use rdkafka::config::RDKafkaLogLevel as L;
+        match level {
+            L::Emerg | L::Alert | L::Critical | L::Error | L::Warning => {
+                self.log_error(&format!("librdkafka {fac}: {log_message}"));
+            }
+            _ => tracing::debug!(target: "librdkafka", "{fac}: {log_message}"),
+        }
+    }
+
+    fn error(&self, error: KafkaError, reason: &str) {
+        if let (Some(h), KafkaError::Global(RDKafkaErrorCode::AllBrokersDown)) =
+            (&self.health, &error)
+        {
+            h.broker_unreachable();
+        }
+        self.log_error(&format!("{error}: {reason}"));
+    }
+}
 
 impl ConsumerContext for LwContext {
     fn pre_rebalance(&self, _c: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
@@ -143,7 +215,7 @@ pub struct PendingDelivery {
 /// included (settle what is pending and try again).
 #[allow(clippy::too_many_arguments)]
 pub fn enqueue_dead_letter(
-    producer: &FutureProducer,
+    producer: &Producer,
     topic: &str,
     suffix: &str,
     partition: i32,

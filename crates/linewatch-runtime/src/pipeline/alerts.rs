@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use rdkafka::error::KafkaError;
-use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::producer::FutureRecord;
 
 use super::durability::{self, AlertKey};
 use super::{Pipeline, state_io};
@@ -39,7 +39,7 @@ pub enum SendAlertError {
 /// acknowledgement as long as it takes ([`kafka::await_ack`]: through an outage the producer
 /// retries, idempotently; after `patience` the broker is reported unreachable).
 pub(super) async fn send_alert(
-    producer: &FutureProducer,
+    producer: &kafka::Producer,
     topic: &str,
     alert: &Alert,
     health: &Health,
@@ -77,7 +77,7 @@ impl Pipeline {
     pub(super) async fn reconcile_alerts(
         &mut self,
         p: i32,
-        producer: &FutureProducer,
+        producer: &kafka::Producer,
     ) -> anyhow::Result<()> {
         let Some(st) = self.parts.get_mut(&p) else {
             return Ok(());

@@ -5,14 +5,13 @@
 
 use anyhow::Context as _;
 use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
-use rdkafka::producer::FutureProducer;
 use rdkafka::{Offset, TopicPartitionList};
 
 use super::alerts::send_alert;
 use super::durability;
 use super::partition::{LabelPending, Pending};
 use super::{Pipeline, state_io};
-use crate::kafka::LwContext;
+use crate::kafka::{self, LwContext};
 use crate::output;
 use crate::telemetry::events::{
     AlertAcknowledged, CountedTable, LabelsFileWritten, OpenWindows, ParquetFilesWritten,
@@ -25,7 +24,7 @@ impl Pipeline {
     pub(super) async fn on_tick(
         &mut self,
         consumer: &StreamConsumer<LwContext>,
-        producer: &FutureProducer,
+        producer: &kafka::Producer,
         force: bool,
     ) -> anyhow::Result<()> {
         self.health.tick();
@@ -158,7 +157,7 @@ impl Pipeline {
 
     /// Writes partition `p`'s buffer (alerts, then scores) and produces its alerts, waiting for
     /// the broker's acknowledgements. After this returns the buffer is durable.
-    async fn flush_partition(&mut self, p: i32, producer: &FutureProducer) -> anyhow::Result<()> {
+    async fn flush_partition(&mut self, p: i32, producer: &kafka::Producer) -> anyhow::Result<()> {
         let Some(st) = self.parts.get_mut(&p) else {
             return Ok(());
         };

@@ -8,7 +8,6 @@ use anyhow::Context as _;
 use rdkafka::Offset;
 use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::message::{BorrowedMessage, Message};
-use rdkafka::producer::FutureProducer;
 
 use super::Pipeline;
 use crate::kafka::{self, LwContext};
@@ -24,7 +23,7 @@ impl Pipeline {
     pub(super) async fn on_message(
         &mut self,
         m: &BorrowedMessage<'_>,
-        producer: &FutureProducer,
+        producer: &kafka::Producer,
     ) -> anyhow::Result<()> {
         self.health.tick();
         MessageConsumed { topic: m.topic() }.emit(&mut self.progress);
@@ -141,7 +140,7 @@ impl Pipeline {
     async fn dead_letter(
         &mut self,
         m: &BorrowedMessage<'_>,
-        producer: &FutureProducer,
+        producer: &kafka::Producer,
         reason: &str,
         detail: &str,
     ) -> anyhow::Result<()> {
@@ -206,40 +205,52 @@ pub(super) const MAX_PENDING_DEAD_LETTERS: usize = 10_000;
 pub(super) const MAX_PENDING_DEAD_LETTER_BYTES: usize = 32 << 20;
 
 /// Sets the consumer-lag gauge: the messages between the consumer's position and the high
-/// watermark, over its assigned partitions. When that is unknown (no partition assigned, no
-/// position yet, or a high watermark the broker did not give within 500 ms) the gauge is
-/// NaN, never 0; a failed fetch also reports the broker unreachable, a full answer reachable.
-pub(super) fn report_lag(consumer: &StreamConsumer<LwContext>, health: &Health) {
+/// watermark, over its assigned partitions; NaN when unknown (no partition assigned, no
+/// position yet, a broker that did not answer within 2 s), never 0. Also the broker's state:
+/// reachable when it answered (watermarks, or metadata while nothing is assigned),
+/// unreachable after two ticks in a row without an answer (`failures` counts them; one slow
+/// answer on a busy machine is not an outage).
+pub(super) fn report_lag(
+    consumer: &StreamConsumer<LwContext>,
+    health: &Health,
+    failures: &mut u32,
+) {
+    const WAIT: Duration = Duration::from_secs(2);
+    let mut answered = true;
     let lag = match consumer.position() {
-        Ok(position) => {
+        Ok(position) if position.count() > 0 => {
             let mut total = Some(0i64);
             for e in position.elements() {
                 let Offset::Offset(pos) = e.offset() else {
                     total = None;
                     continue;
                 };
-                match consumer.fetch_watermarks(
-                    e.topic(),
-                    e.partition(),
-                    Duration::from_millis(500),
-                ) {
+                match consumer.fetch_watermarks(e.topic(), e.partition(), WAIT) {
                     Ok((_, high)) => total = total.map(|t| t + (high - pos).max(0)),
                     Err(_) => {
-                        health.broker_unreachable();
+                        answered = false;
                         total = None;
                         break;
                     }
                 }
             }
-            if total.is_some() && position.count() > 0 {
-                health.broker_reachable();
-            }
             // Lists returned by the consumer go before it does (rd_kafka_destroy hang).
-            let n = position.count();
             drop(position);
-            total.filter(|_| n > 0)
+            total
         }
-        Err(_) => None,
+        _ => {
+            answered = consumer.fetch_metadata(None, WAIT).is_ok();
+            None
+        }
     };
+    if answered {
+        *failures = 0;
+        health.broker_reachable();
+    } else {
+        *failures += 1;
+        if *failures >= 2 {
+            health.broker_unreachable();
+        }
+    }
     ConsumerLag { messages: lag }.emit();
 }

@@ -37,7 +37,6 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use rdkafka::consumer::{Consumer, StreamConsumer};
-use rdkafka::producer::FutureProducer;
 use tokio::sync::watch;
 
 use crate::config::PipelineConfig;
@@ -82,6 +81,8 @@ pub struct Pipeline {
     /// Dead letters sent, their acknowledgements not yet awaited, and their payload bytes.
     dead_letters: Vec<kafka::PendingDelivery>,
     dead_letter_bytes: usize,
+    /// Lag ticks in a row whose broker queries failed (two make the broker unreachable).
+    lag_failures: u32,
 }
 
 impl Pipeline {
@@ -159,6 +160,7 @@ impl Pipeline {
             keying: keying::MachinePartitions::default(),
             dead_letters: Vec::new(),
             dead_letter_bytes: 0,
+            lag_failures: 0,
         })
     }
 
@@ -174,18 +176,19 @@ impl Pipeline {
         mut self,
         shutdown: impl std::future::Future<Output = ()>,
     ) -> anyhow::Result<Progress> {
-        let ctx = LwContext::default();
+        let ctx = LwContext::with_health(self.health.clone());
         let consumer: StreamConsumer<LwContext> = kafka::consumer_config(&self.cfg)
             .create_with_context(ctx.clone())
             .context("creating the Kafka consumer")?;
-        let producer: FutureProducer = kafka::producer_config(&self.cfg)
-            .create()
+        let producer: kafka::Producer = kafka::producer_config(&self.cfg)
+            .create_with_context(LwContext::with_health(self.health.clone()))
             .context("creating the Kafka producer")?;
         let mut topics = vec![self.cfg.kafka.readings_topic.as_str()];
         if !self.cfg.kafka.inspections_topic.is_empty() {
             topics.push(self.cfg.kafka.inspections_topic.as_str());
         }
         consumer.subscribe(&topics).context("subscribing")?;
+        crate::telemetry::register_topics(&topics);
         tracing::info!(?topics, group = %self.cfg.group_id(), "consuming");
 
         let mut tick = tokio::time::interval(Duration::from_millis(200));
@@ -202,12 +205,12 @@ impl Pipeline {
                     self.on_rebalance(ctx.take_events());
                     self.on_tick(&consumer, &producer, false).await?;
                 }
-                _ = lag_tick.tick() => ingest::report_lag(&consumer, &self.health),
+                _ = lag_tick.tick() => ingest::report_lag(&consumer, &self.health, &mut self.lag_failures),
                 _ = models_tick.tick() => self.pick_up_new_version(),
                 msg = consumer.recv() => match msg {
                     Ok(m) => self.on_message(&m, &producer).await?,
                     Err(e) => {
-                        tracing::warn!(error = %e, "consumer error");
+                        ctx.log_error(&e);
                         tokio::time::sleep(Duration::from_millis(100)).await;
                     }
                 },

@@ -118,8 +118,18 @@ fn register() {
         metrics::counter!(FILES_WRITTEN, "table" => table).absolute(0);
     }
     metrics::gauge!(OPEN_WINDOWS).set(0.0);
+    // 0 until the broker first answers (a watermark, an acknowledgement).
+    metrics::gauge!(BROKER_UP).set(0.0);
     metrics::gauge!(MODEL_VERSION).set(0.0);
     metrics::gauge!(CONSUMER_LAG).set(f64::NAN);
+}
+
+/// Starts the consumed-messages counter of each input topic at 0 (the topics are known once
+/// the pipeline file is).
+pub fn register_topics(topics: &[&str]) {
+    for t in topics {
+        metrics::counter!(CONSUMED, "topic" => t.to_string()).absolute(0);
+    }
 }
 
 /// Installs the process-wide Prometheus recorder once; later calls return the same handle.
@@ -175,12 +185,15 @@ impl Health {
     /// `kafka.ack_timeout`, or no partition's high watermark could be fetched): sets
     /// `linewatch_broker_up` to 0 and keeps the first moment it was seen.
     pub fn broker_unreachable(&self) {
-        let _ = self.broker_down_since_ms.compare_exchange(
-            0,
-            now_ms(),
-            Ordering::Relaxed,
-            Ordering::Relaxed,
-        );
+        let was_up = self
+            .broker_down_since_ms
+            .compare_exchange(0, now_ms(), Ordering::Relaxed, Ordering::Relaxed)
+            .is_ok();
+        if was_up {
+            tracing::warn!(
+                "the broker does not answer; waiting for it (/readyz says for how long)"
+            );
+        }
         metrics::gauge!(BROKER_UP).set(0.0);
     }
 

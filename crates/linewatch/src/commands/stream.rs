@@ -47,7 +47,8 @@ pub(crate) struct DemoArgs {
     /// How long to run (wall clock).
     #[arg(long, default_value = "60s", value_parser = humantime::parse_duration)]
     duration: Duration,
-    /// Output folder (Parquet under scores/ and alerts/, models/, summary.json).
+    /// Output folder (Parquet under scores/, alerts/ and labels/; models/, summary.json,
+    /// faults.jsonl and _state/).
     #[arg(long, default_value = "./linewatch-out")]
     out: PathBuf,
     /// Pipeline file to use instead of the built-in pipelines/demo.toml.
