@@ -21,7 +21,7 @@ use std::time::Instant;
 use anyhow::{Context as _, bail};
 use serde::Serialize;
 
-use linewatch_runtime::backtest::{
+use linewatch_commands::backtest::{
     self, BacktestOptions, BacktestSummary, Metrics, PcaConfig, TrainSplit,
 };
 use linewatch_runtime::config::PipelineConfig;

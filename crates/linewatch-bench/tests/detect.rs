@@ -6,12 +6,12 @@
 use std::fmt::Write as _;
 use std::path::Path;
 
-#[path = "../../linewatch-runtime/tests/common/mod.rs"]
+#[path = "../../linewatch-commands/tests/common/mod.rs"]
 mod common;
 
 use common::{Gauss, write_gaussian};
 use linewatch_bench::detect::{DetectOptions, bench_detect};
-use linewatch_runtime::backtest::PcaConfig;
+use linewatch_commands::backtest::PcaConfig;
 use linewatch_runtime::config::PipelineConfig;
 
 /// Model and alert settings from a pipeline file without a `[window] channels` list.

@@ -1,8 +1,6 @@
 //! linewatch's runtime: the thin, effectful edge that wires the pure libraries together.
 //!
 //! # Layout
-//! - [`backtest`]: windowing, models and alerts over labelled CSV files, no Kafka, with a PCA
-//!   baseline beside the model.
 //! - [`config`]: the pipeline TOML, defaults, environment overrides, validation.
 //! - [`kafka`]: client configuration, rebalance events, dead letters.
 //! - [`pipeline`]: the streaming loop (consume, window, score, alert, write, commit).
@@ -10,22 +8,18 @@
 //! - [`model_store`]: versioned model folders: list, next version, save, load, newest valid.
 //! - [`trainer`]: background retraining and the validation gate.
 //! - [`alerter`]: alert hysteresis and deterministic ids (pure).
-//! - [`demo`]: `linewatch simulate` and `linewatch demo` (simulator on Kafka, mock cluster).
-//! - [`offline`]: `linewatch train`, one retraining job from the Parquet history.
 //! - [`output`]: the rows of the Parquet tables (scores, alerts, labels).
 //! - [`telemetry`]: metric names, typed events (metric, log line, progress), `/metrics`, `/healthz`.
 //!
 //! Neighbours: `linewatch-window` (decode, windows, Arrow features), `linewatch-models`
 //! (RePU score and isotonic models), `linewatch-sink` (atomic Parquet files),
-//! `linewatch-sim` (the line simulator); the `linewatch` binary calls into this crate.
+//! `linewatch-sim` (the line simulator); `linewatch-commands` (demo, backtest, train) and the
+//! `linewatch` binary call into this crate.
 
 pub mod alerter;
-pub mod backtest;
 pub mod config;
-pub mod demo;
 pub mod kafka;
 pub mod model_store;
-pub mod offline;
 pub mod output;
 pub mod pipeline;
 pub mod preflight;

@@ -114,7 +114,7 @@ impl PipelineConfig {
 
 /// The `window.channels` placeholder that `backtest::load_config` puts in when a pipeline file
 /// lists none (the backtest takes the channels from each CSV).
-pub(crate) const CHANNELS_FROM_DATA: &str = "from-csv";
+pub const CHANNELS_FROM_DATA: &str = "from-csv";
 
 fn at_least_one(key: &'static str, v: usize, why: &str) -> Result<(), ConfigError> {
     if v == 0 {

@@ -36,7 +36,7 @@ pub(crate) struct DetectArgs {
 
 pub(crate) fn bench_detect(a: DetectArgs) -> anyhow::Result<()> {
     use linewatch_bench::detect::{DetectOptions, NAB_TRAIN_ROWS};
-    let cfg = linewatch_runtime::backtest::load_config(a.pipeline.as_deref())?;
+    let cfg = linewatch_commands::backtest::load_config(a.pipeline.as_deref())?;
     let opts = DetectOptions {
         data: a.data,
         out: a.out,

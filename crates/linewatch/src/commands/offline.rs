@@ -73,8 +73,8 @@ pub(crate) struct BaselineArgs {
 }
 
 impl BaselineArgs {
-    pub(crate) fn config(&self) -> linewatch_runtime::backtest::PcaConfig {
-        linewatch_runtime::backtest::PcaConfig {
+    pub(crate) fn config(&self) -> linewatch_commands::backtest::PcaConfig {
+        linewatch_commands::backtest::PcaConfig {
             explained_variance: self.baseline_variance,
             confidence: self.baseline_confidence,
         }
@@ -123,7 +123,7 @@ pub(crate) struct ReportArgs {
 }
 
 pub(crate) fn backtest(a: BacktestArgs) -> anyhow::Result<()> {
-    use linewatch_runtime::backtest::{self, BacktestOptions, TrainSplit};
+    use linewatch_commands::backtest::{self, BacktestOptions, TrainSplit};
     let cfg = backtest::load_config(a.pipeline.as_deref())?;
     if !a.sep.is_ascii() {
         anyhow::bail!("--sep must be a single ASCII character");
@@ -179,7 +179,7 @@ pub(crate) fn backtest(a: BacktestArgs) -> anyhow::Result<()> {
 }
 
 pub(crate) fn train(a: TrainArgs) -> anyhow::Result<()> {
-    use linewatch_runtime::offline::{TrainResult, train_from_parquet};
+    use linewatch_commands::train::{TrainResult, train_from_parquet};
     let cfg = PipelineConfig::load(&a.pipeline)?;
     let bar = indicatif::ProgressBar::new_spinner();
     bar.enable_steady_tick(Duration::from_millis(120));

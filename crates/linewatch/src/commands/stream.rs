@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use clap::Args;
+use linewatch_commands::demo::{self, DemoOptions, Pace};
 use linewatch_runtime::config::PipelineConfig;
-use linewatch_runtime::demo::{self, DemoOptions, Pace};
 use linewatch_runtime::telemetry::OpsEndpoint;
 
 use super::offline::fmt_opt;

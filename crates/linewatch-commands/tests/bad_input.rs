@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 mod common;
 
 use common::Gauss;
-use linewatch_runtime::backtest::{self, BacktestOptions, TrainSplit};
+use linewatch_commands::backtest::{self, BacktestOptions, TrainSplit};
 use linewatch_runtime::config::PipelineConfig;
 
 fn config(dir: &Path) -> PipelineConfig {

@@ -5,7 +5,7 @@
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
-use linewatch_runtime::backtest::{BacktestOptions, PcaConfig, load_config};
+use linewatch_commands::backtest::{BacktestOptions, PcaConfig, load_config};
 use linewatch_runtime::config::PipelineConfig;
 
 /// A small, deterministic Gaussian source (xorshift64* + Box-Muller).

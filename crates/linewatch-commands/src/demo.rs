@@ -17,9 +17,9 @@ use tokio::sync::watch;
 
 use linewatch_sim::{AlertSpan, EvalConfig, SimEvent, Simulator};
 
-use crate::config::PipelineConfig;
-use crate::pipeline::{Pipeline, Progress};
-use crate::telemetry::{Health, OpsEndpoint};
+use linewatch_runtime::config::PipelineConfig;
+use linewatch_runtime::pipeline::{Pipeline, Progress};
+use linewatch_runtime::telemetry::{Health, OpsEndpoint};
 
 /// Counts deliveries of the simulator's producer.
 #[derive(Default, Clone)]
@@ -159,7 +159,7 @@ pub async fn play(
 
 /// A producer for the simulator.
 pub fn sim_producer(cfg: &PipelineConfig) -> anyhow::Result<ThreadedProducer<DeliveryCounter>> {
-    crate::kafka::client_config(&cfg.kafka.brokers, &cfg.kafka.properties)
+    linewatch_runtime::kafka::client_config(&cfg.kafka.brokers, &cfg.kafka.properties)
         .set("linger.ms", "20")
         .set("queue.buffering.max.messages", "500000")
         .set("batch.num.messages", "10000")
@@ -376,7 +376,7 @@ fn prepare_out(out: &Path) -> anyhow::Result<()> {
     for f in ["summary.json", "faults.jsonl"] {
         let _ = std::fs::remove_file(out.join(f));
     }
-    crate::preflight::ensure_writable_dir(out, "--out")?;
+    linewatch_runtime::preflight::ensure_writable_dir(out, "--out")?;
     Ok(())
 }
 
@@ -489,7 +489,7 @@ fn summarize(
         readings_per_second: progress.readings as f64 / wall.max(1e-9),
         alert_delay_p50_s: quantile(&progress.alert_delays_s, 0.5),
         alert_delay_p99_s: quantile(&progress.alert_delays_s, 0.99),
-        event_time_start: crate::alerter::format_ts(sim.config().start_ms),
-        event_time_end: crate::alerter::format_ts(stats.event_time_ms),
+        event_time_start: linewatch_runtime::alerter::format_ts(sim.config().start_ms),
+        event_time_end: linewatch_runtime::alerter::format_ts(stats.event_time_ms),
     })
 }

@@ -1,5 +1,5 @@
 //! `linewatch train`: one retraining job from the Parquet history, on the same path and gate as
-//! the in-stream retrainer ([`crate::trainer::train_and_validate`]), for a scheduler.
+//! the in-stream retrainer ([`linewatch_runtime::trainer::train_and_validate`]), for a scheduler.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -11,8 +11,8 @@ use arrow_array::{
 };
 use linewatch_tables::{self as tables, labels as L, read, scores as S};
 
-use crate::config::PipelineConfig;
-use crate::trainer::{GuardBand, LabelledRow, Outcome, TrainJob, TrainRow};
+use linewatch_runtime::config::PipelineConfig;
+use linewatch_runtime::trainer::{GuardBand, LabelledRow, Outcome, TrainJob, TrainRow};
 
 /// How a `train` run ended; the process exit code follows it.
 #[derive(Debug, Clone, PartialEq)]
@@ -107,7 +107,7 @@ pub fn job_from_parquet(
             let p = p_value.filter(|p| !p.is_null(i)).map(|p| p.value(i));
             let over = !score.is_null(i)
                 && !threshold.is_null(i)
-                && crate::alerter::is_over(
+                && linewatch_runtime::alerter::is_over(
                     score.value(i),
                     threshold.value(i),
                     p,
@@ -195,7 +195,7 @@ pub fn train_from_parquet(
     let channels = Arc::new(linewatch_window::ChannelSet::new(
         cfg.window.channels.iter(),
     )?);
-    let inputs = crate::scoring::ModelInputs::new(
+    let inputs = linewatch_runtime::scoring::ModelInputs::new(
         &linewatch_window::FeatureSchema::new(channels),
         &cfg.model.stats,
     );
@@ -210,13 +210,13 @@ pub fn train_from_parquet(
         );
         return Ok((TrainResult::NoData(why), counts));
     }
-    job.serving =
-        crate::model_store::load_newest(&cfg.models_root(), &feature_names)?.map(Arc::new);
+    job.serving = linewatch_runtime::model_store::load_newest(&cfg.models_root(), &feature_names)?
+        .map(Arc::new);
     if let Some(s) = &job.serving {
         tracing::info!(version = %s.version, "gating against the serving version");
     }
-    let result = match crate::trainer::train_and_validate(
-        &crate::trainer::TrainSettings::of(&cfg),
+    let result = match linewatch_runtime::trainer::train_and_validate(
+        &linewatch_runtime::trainer::TrainSettings::of(&cfg),
         &feature_names,
         job,
     )? {
@@ -234,8 +234,8 @@ mod tests {
     use linewatch_window::{Inspection, Reading, WindowConfig, Windower};
 
     use super::*;
-    use crate::output::{ScoredRows, labels_batch, open_table};
-    use crate::scoring::RowScore;
+    use linewatch_runtime::output::{ScoredRows, labels_batch, open_table};
+    use linewatch_runtime::scoring::RowScore;
     use linewatch_tables::{labels as L, scores as S};
 
     /// One machine, 40 tumbling 10 s windows of one reading each: window 20 over its

@@ -10,9 +10,9 @@ use linewatch_window::ClosedWindow;
 
 use super::input::Row;
 use super::windows::{FileWindows, Geometry};
-use crate::alerter::{Alerter, ScoredWindow, is_over};
-use crate::config::PipelineConfig;
-use crate::scoring::ModelInputs;
+use linewatch_runtime::alerter::{Alerter, ScoredWindow, is_over};
+use linewatch_runtime::config::PipelineConfig;
+use linewatch_runtime::scoring::ModelInputs;
 
 /// Fewest training windows a backtest accepts.
 const MIN_TRAIN_WINDOWS: usize = 20;
@@ -44,8 +44,9 @@ pub(super) fn fit(
             what.display()
         );
     }
-    let model = crate::trainer::train_score_model(&cfg.model, rows, inputs.names(), overlap)
-        .with_context(|| format!("training the score model on {}", what.display()))?;
+    let model =
+        linewatch_runtime::trainer::train_score_model(&cfg.model, rows, inputs.names(), overlap)
+            .with_context(|| format!("training the score model on {}", what.display()))?;
     let baseline = PcaMonitor::fit(rows, d, pca).map_err(|e| e.to_string());
     match &baseline {
         Ok(m) => tracing::info!(

@@ -9,7 +9,7 @@ use std::path::Path;
 mod common;
 
 use common::{options, write_gaussian};
-use linewatch_runtime::backtest::{self, BacktestSummary, TrainSplit, load_config};
+use linewatch_commands::backtest::{self, BacktestSummary, TrainSplit, load_config};
 use linewatch_runtime::config::PipelineConfig;
 
 /// Model and alert settings from a pipeline file without a `[window] channels` list.

@@ -30,12 +30,12 @@ use anyhow::{Context as _, bail};
 
 use linewatch_window::{ChannelSet, FeatureSchema};
 
-use crate::config::PipelineConfig;
-use crate::scoring::ModelInputs;
 pub use cells::{CellCounts, CellSample, ColumnCells, MAX_UNPARSEABLE_SHARE, Rejected};
 pub use input::parse_time;
 use input::{CsvFile, CsvLayout, check_channels, csv_field, median_interval, read_csv};
 pub use linewatch_baseline::PcaConfig;
+use linewatch_runtime::config::PipelineConfig;
+use linewatch_runtime::scoring::ModelInputs;
 pub use metrics::{Metrics, metrics};
 pub use report::{
     BacktestSummary, BaselineSummary, FileBaseline, FileReport, TrainFile, TrainReport,
@@ -122,7 +122,7 @@ pub fn load_config(path: Option<&Path>) -> anyhow::Result<PipelineConfig> {
             window.insert(
                 "channels".into(),
                 toml::Value::Array(vec![toml::Value::String(
-                    crate::config::CHANNELS_FROM_DATA.into(),
+                    linewatch_runtime::config::CHANNELS_FROM_DATA.into(),
                 )]),
             );
         }
@@ -381,7 +381,7 @@ pub fn backtest(cfg: &PipelineConfig, o: &BacktestOptions) -> anyhow::Result<Bac
         );
     }
     o.baseline.validate().context("baseline settings")?;
-    crate::preflight::ensure_writable_dir(&o.out, "--out")?;
+    linewatch_runtime::preflight::ensure_writable_dir(&o.out, "--out")?;
 
     let (train, outcomes) = if o.train_csv.is_empty() {
         let split = o.split.unwrap_or(DEFAULT_SPLIT);
