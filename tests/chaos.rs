@@ -39,10 +39,7 @@ impl Stage {
     async fn new(prefix: &str) -> (Stage, std::process::Child, PathBuf) {
         let t = topics(prefix).await;
         let dir = common::workdir();
-        let out = dir.path().join("out");
-        let name = common::unique(prefix).replace('-', "_");
-        let toml = dir.path().join("pipeline.toml");
-        std::fs::write(&toml, pipeline_toml(&name, &t, &out)).unwrap();
+        let (toml, out, name) = write_pipeline(dir.path(), prefix, &t);
         let mut sim = Simulator::new(sim_config()).unwrap();
         let mut expected = BTreeMap::new();
         let warm = sim.next_events(sim.warmup_end_ms());
@@ -150,10 +147,7 @@ async fn dead_letter_rate_through_the_test_broker() {
     const N: usize = 100_000;
     let t = topics("chaos-dlq").await;
     let dir = common::workdir();
-    let out = dir.path().join("out");
-    let name = common::unique("chaosdlq").replace('-', "_");
-    let toml = dir.path().join("pipeline.toml");
-    std::fs::write(&toml, pipeline_toml(&name, &t, &out)).unwrap();
+    let (toml, _, _) = write_pipeline(dir.path(), "chaosdlq", &t);
     let bad: Vec<(String, Vec<u8>)> = (0..N)
         .map(|i| (format!("m-{}", i % 7), format!("not json {i}").into_bytes()))
         .collect();

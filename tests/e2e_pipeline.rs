@@ -7,7 +7,6 @@
 mod common;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::path::PathBuf;
 use std::time::Duration;
 
 use arrow_array::{Array, StringArray};
@@ -18,10 +17,7 @@ use linewatch_sim::Simulator;
 async fn readings_become_parquet_rows_and_alerts_and_bad_messages_go_to_the_dlq() {
     let t = topics("e2e-flow").await;
     let dir = common::workdir();
-    let out: PathBuf = dir.path().join("out");
-    let name = common::unique("flow").replace('-', "_");
-    let toml = dir.path().join("pipeline.toml");
-    std::fs::write(&toml, pipeline_toml(&name, &t, &out)).unwrap();
+    let (toml, out, name) = write_pipeline(dir.path(), "flow", &t);
     let log = dir.path().join("linewatch.log");
 
     let mut sim = Simulator::new(sim_config()).unwrap();
@@ -108,10 +104,7 @@ async fn readings_become_parquet_rows_and_alerts_and_bad_messages_go_to_the_dlq(
 async fn sigkill_mid_stream_then_restart_loses_no_window_and_repeats_no_alert() {
     let t = topics("e2e-crash").await;
     let dir = common::workdir();
-    let out: PathBuf = dir.path().join("out");
-    let name = common::unique("crash").replace('-', "_");
-    let toml = dir.path().join("pipeline.toml");
-    std::fs::write(&toml, pipeline_toml(&name, &t, &out)).unwrap();
+    let (toml, out, name) = write_pipeline(dir.path(), "crash", &t);
     let log = dir.path().join("linewatch.log");
 
     let mut sim = Simulator::new(sim_config()).unwrap();
@@ -232,10 +225,7 @@ async fn readings_of_one_machine_on_several_partitions_are_reported() {
 
     let t = topics("e2e-keying").await;
     let dir = common::workdir();
-    let out: PathBuf = dir.path().join("out");
-    let name = common::unique("keying").replace('-', "_");
-    let toml = dir.path().join("pipeline.toml");
-    std::fs::write(&toml, pipeline_toml(&name, &t, &out)).unwrap();
+    let (toml, _, _) = write_pipeline(dir.path(), "keying", &t);
     let log = dir.path().join("linewatch.log");
     let child = spawn(&toml, &log);
 
@@ -299,10 +289,7 @@ async fn a_flood_of_bad_messages_is_dead_lettered_once_each_in_batches() {
     const N: usize = 20_000;
     let t = topics("e2e-flood").await;
     let dir = common::workdir();
-    let out: PathBuf = dir.path().join("out");
-    let name = common::unique("flood").replace('-', "_");
-    let toml = dir.path().join("pipeline.toml");
-    std::fs::write(&toml, pipeline_toml(&name, &t, &out)).unwrap();
+    let (toml, _, _) = write_pipeline(dir.path(), "flood", &t);
     let bad: Vec<(String, Vec<u8>)> = (0..N)
         .map(|i| (format!("m-{}", i % 7), format!("not json {i}").into_bytes()))
         .collect();
@@ -354,10 +341,7 @@ async fn a_flood_of_bad_messages_is_dead_lettered_once_each_in_batches() {
 async fn long_format_readings_make_the_windows_wide_ones_do() {
     let t = topics("e2e-long").await;
     let dir = common::workdir();
-    let out: PathBuf = dir.path().join("out");
-    let name = common::unique("long").replace('-', "_");
-    let toml = dir.path().join("pipeline.toml");
-    std::fs::write(&toml, pipeline_toml(&name, &t, &out)).unwrap();
+    let (toml, out, _) = write_pipeline(dir.path(), "long", &t);
     let mut sim = Simulator::new(sim_config()).unwrap();
     // The first 15 minutes of the warm-up (it lasts an hour).
     let events = sim.next_events(sim.warmup_end_ms() - 2_700_000);

@@ -69,10 +69,7 @@ async fn a_broker_outage_is_ridden_out_and_reported() {
     let http: SocketAddr = ([127, 0, 0, 1], http_port).into();
 
     let t = topics_on(&brokers, "outage").await;
-    let out = dir.path().join("out");
-    let name = common::unique("outage").replace('-', "_");
-    let toml = dir.path().join("pipeline.toml");
-    std::fs::write(&toml, pipeline_toml(&name, &t, &out)).unwrap();
+    let (toml, out, name) = write_pipeline(dir.path(), "outage", &t);
     let log = dir.path().join("linewatch.log");
 
     let mut sim = Simulator::new(sim_config()).unwrap();

@@ -3,7 +3,7 @@
 //! and the alert topic) with the checks every such test makes.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -50,6 +50,16 @@ pub async fn topics_on(brokers: &str, prefix: &str) -> Topics {
     )
     .await;
     t
+}
+
+/// Writes the test pipeline file for `t` into `dir` (a unique pipeline name `<prefix>_...`,
+/// output under `dir/out`); returns the file, the output folder and the name.
+pub fn write_pipeline(dir: &Path, prefix: &str, t: &Topics) -> (PathBuf, PathBuf, String) {
+    let out = dir.join("out");
+    let name = super::unique(prefix).replace('-', "_");
+    let toml = dir.join("pipeline.toml");
+    std::fs::write(&toml, pipeline_toml(&name, t, &out)).unwrap();
+    (toml, out, name)
 }
 
 pub fn pipeline_toml(name: &str, t: &Topics, out: &Path) -> String {

@@ -272,15 +272,7 @@ impl MappedDecoder {
 
 /// The message as a JSON tree: size, UTF-8, syntax, an object at the top, no key twice.
 fn parse_tree(bytes: &[u8], limits: &DecodeLimits) -> Result<Value, DecodeError> {
-    if bytes.len() > limits.max_message_bytes {
-        return Err(DecodeError::Oversized {
-            len: bytes.len(),
-            max: limits.max_message_bytes,
-        });
-    }
-    let text = std::str::from_utf8(bytes).map_err(|e| DecodeError::NotUtf8 {
-        valid_up_to: e.valid_up_to(),
-    })?;
+    let text = super::parse::checked_text(bytes, limits)?;
     let mut de = serde_json::Deserializer::from_str(text);
     let mut dup = None;
     let value = de

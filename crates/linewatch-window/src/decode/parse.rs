@@ -30,15 +30,7 @@ pub(super) fn parse<'a>(
     limits: &DecodeLimits,
     kind: Kind,
 ) -> Result<Fields<'a>, DecodeError> {
-    if bytes.len() > limits.max_message_bytes {
-        return Err(DecodeError::Oversized {
-            len: bytes.len(),
-            max: limits.max_message_bytes,
-        });
-    }
-    let text = std::str::from_utf8(bytes).map_err(|e| DecodeError::NotUtf8 {
-        valid_up_to: e.valid_up_to(),
-    })?;
+    let text = checked_text(bytes, limits)?;
     let mut slot = None;
     let mut de = serde_json::Deserializer::from_str(text);
     let result = de
@@ -52,6 +44,22 @@ pub(super) fn parse<'a>(
         Ok(fields) => Ok(fields),
         Err(e) => Err(slot.unwrap_or_else(|| DecodeError::NotJson(e.to_string()))),
     }
+}
+
+/// The message as text: within `max_message_bytes`, valid UTF-8.
+pub(super) fn checked_text<'a>(
+    bytes: &'a [u8],
+    limits: &DecodeLimits,
+) -> Result<&'a str, DecodeError> {
+    if bytes.len() > limits.max_message_bytes {
+        return Err(DecodeError::Oversized {
+            len: bytes.len(),
+            max: limits.max_message_bytes,
+        });
+    }
+    std::str::from_utf8(bytes).map_err(|e| DecodeError::NotUtf8 {
+        valid_up_to: e.valid_up_to(),
+    })
 }
 
 /// Records `err` as the decode result and aborts the serde walk.
