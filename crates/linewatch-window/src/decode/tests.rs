@@ -489,6 +489,7 @@ fn every_reason_is_listed() {
         DecodeError::NotAnObject { found: "array" },
         DecodeError::MissingField("line"),
         DecodeError::DuplicateField("line"),
+        DecodeError::DuplicateKey { key: "k".into() },
         DecodeError::WrongType {
             field: "line",
             expected: "",
