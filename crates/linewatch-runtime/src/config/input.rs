@@ -40,7 +40,9 @@ pub struct KafkaSection {
     pub alerts_topic: String,
     /// Suffix of the dead-letter topic of each input topic. Default ".dlq".
     pub dlq_suffix: String,
-    /// How long to wait for the broker to acknowledge alerts and dead letters. Default "30s".
+    /// After this long without the broker's acknowledgement of an alert or a dead letter, the
+    /// broker is reported unreachable (`linewatch_broker_up` 0, `/readyz` 503). Delivery itself
+    /// never gives up: the pipeline waits out an outage of any length. Default "30s".
     #[serde(with = "humantime_serde")]
     pub ack_timeout: Duration,
     /// librdkafka properties passed through to every client (TLS, SASL, tuning), e.g.
