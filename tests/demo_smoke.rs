@@ -81,3 +81,29 @@ fn simulate_checks_its_faults_file_before_producing() {
     assert!(stderr.contains("creating --faults-out"), "{stderr}");
     assert!(stderr.contains("no-such-folder"), "{stderr}");
 }
+
+/// The demo in the long format (issue 13): the simulator writes one message per channel in
+/// the default `json_long` mapping, the pipeline gathers them back into readings; the same
+/// summary keys, `windows` equal to the Parquet rows, nothing dead-lettered or repeated.
+#[test]
+fn short_demo_in_the_long_format() {
+    let dir = common::workdir();
+    let out = dir.path().join("out");
+    let status = Command::new(env!("CARGO_BIN_EXE_linewatch"))
+        .args(["demo", "--duration", "20s", "--no-progress", "--out"])
+        .arg(&out)
+        .env("LINEWATCH__HTTP__LISTEN", "")
+        .env("LINEWATCH__DECODE__FORMAT", "json_long")
+        .env("RUST_LOG", "warn")
+        .status()
+        .unwrap();
+    assert!(status.success(), "demo exited with {status}");
+    let text = std::fs::read_to_string(out.join("summary.json")).unwrap();
+    let s: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let windows = s["windows"].as_u64().unwrap();
+    assert!(windows > 500, "{text}");
+    assert_eq!(windows, parquet_rows(&out.join("scores")));
+    assert_eq!(s["dead_lettered"], 0, "{text}");
+    assert_eq!(s["long_values_repeated"], 0, "{text}");
+    assert!(s["readings"].as_u64().unwrap() > 10_000, "{text}");
+}

@@ -62,12 +62,14 @@ pub struct SimStats {
 }
 
 #[allow(clippy::too_many_arguments)] // the demo and `simulate` wire different parts
-/// Plays the simulator onto `producer` until `stop` says so (or `max_event_ms` is reached).
+/// Plays the simulator onto `producer` until `stop` says so (or `max_event_ms` is reached),
+/// readings in `format` (`json_long`: one message per channel, the default long mapping).
 /// While `hold_until_model` holds `false`, event time does not pass the end of the simulator's
 /// fault-free warm-up: the demo waits for the first model so no fault falls into warm-up.
 pub async fn play(
     sim: &mut Simulator,
     producer: &ThreadedProducer<DeliveryCounter>,
+    format: linewatch_window::Format,
     readings_topic: &str,
     inspections_topic: &str,
     pace: Pace,
@@ -117,21 +119,26 @@ pub async fn play(
                     (inspections_topic, i.machine.to_string())
                 }
             };
-            let payload = e.to_json();
-            let mut record = BaseRecord::to(topic).key(&key).payload(&payload);
-            loop {
-                match producer.send(record) {
-                    Ok(()) => break,
-                    Err((
-                        rdkafka::error::KafkaError::MessageProduction(
-                            rdkafka::types::RDKafkaErrorCode::QueueFull,
-                        ),
-                        r,
-                    )) => {
-                        record = r;
-                        tokio::time::sleep(Duration::from_millis(5)).await;
+            let payloads = match (&e, format) {
+                (SimEvent::Reading(r), linewatch_window::Format::JsonLong) => r.to_long_json(),
+                _ => vec![e.to_json()],
+            };
+            for payload in &payloads {
+                let mut record = BaseRecord::to(topic).key(&key).payload(payload);
+                loop {
+                    match producer.send(record) {
+                        Ok(()) => break,
+                        Err((
+                            rdkafka::error::KafkaError::MessageProduction(
+                                rdkafka::types::RDKafkaErrorCode::QueueFull,
+                            ),
+                            r,
+                        )) => {
+                            record = r;
+                            tokio::time::sleep(Duration::from_millis(5)).await;
+                        }
+                        Err((e, _)) => return Err(e).context("producing a simulated message"),
                     }
-                    Err((e, _)) => return Err(e).context("producing a simulated message"),
                 }
             }
         }
@@ -263,10 +270,12 @@ pub async fn demo(mut cfg: PipelineConfig, opts: DemoOptions) -> anyhow::Result<
     let readings_topic = cfg.kafka.readings_topic.clone();
     let inspections_topic = cfg.kafka.inspections_topic.clone();
     let pace = opts.pace;
+    let format = cfg.decode.format;
     let sim_task = tokio::spawn(async move {
         let r = play(
             &mut sim,
             &producer,
+            format,
             &readings_topic,
             &inspections_topic,
             pace,

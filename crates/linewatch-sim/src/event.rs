@@ -46,6 +46,7 @@ pub enum SimEvent {
 }
 
 /// Timestamp in the message: RFC 3339 string or integer epoch ms.
+#[derive(Clone)]
 enum Ts {
     Text(String),
     Ms(i64),
@@ -97,6 +98,15 @@ struct ReadingMsg<'a> {
 }
 
 #[derive(Serialize)]
+struct LongMsg<'a> {
+    line: &'a str,
+    machine: &'a str,
+    ts: Ts,
+    tag: &'a str,
+    value: f64,
+}
+
+#[derive(Serialize)]
 struct InspectionMsg<'a> {
     line: &'a str,
     machine: &'a str,
@@ -124,6 +134,25 @@ impl SimReading {
             ts: ts(self.ts_ms, format),
             values: Values(&self.values),
         })
+    }
+
+    /// The reading in the long format, one message per channel (RFC 3339 timestamps), in the
+    /// default `json_long` field mapping:
+    /// `{"line":"press-3","machine":"m-017","ts":"2026-11-28T12:00:00.123Z","tag":"temp_c","value":71.2}`.
+    pub fn to_long_json(&self) -> Vec<String> {
+        let ts = ts(self.ts_ms, TsFormat::Rfc3339);
+        self.values
+            .iter()
+            .map(|(tag, value)| {
+                to_string(&LongMsg {
+                    line: &self.line,
+                    machine: &self.machine,
+                    ts: ts.clone(),
+                    tag,
+                    value: *value,
+                })
+            })
+            .collect()
     }
 
     /// The value of a channel, if the reading has it.

@@ -40,7 +40,7 @@ impl Pipeline {
                     }
                 }
                 Ok(Decoded::Value(value)) => {
-                    ReadingDecoded.emit(&mut self.progress);
+                    // Counted as a reading once gathered (`window_assembled`).
                     self.check_keying(&value.line, &value.machine, p);
                     let out = self.partition(p)?.assembler.push(value, offset as u64);
                     if out.duplicate {
@@ -118,6 +118,7 @@ impl Pipeline {
         reading: &Reading,
         seq: u64,
     ) -> anyhow::Result<()> {
+        ReadingDecoded.emit(&mut self.progress);
         if let Err(e) = self.window_reading(p, reading, seq)? {
             tracing::warn!(machine = %reading.machine, ts_ms = reading.ts_ms, error = %e,
                 "a gathered long-format reading was refused by the windower");

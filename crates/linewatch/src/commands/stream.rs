@@ -127,6 +127,7 @@ pub(crate) async fn simulate(a: SimulateArgs) -> anyhow::Result<()> {
     let stats = demo::play(
         &mut sim,
         &producer,
+        cfg.decode.format,
         &cfg.kafka.readings_topic,
         &cfg.kafka.inspections_topic,
         pace,
