@@ -12,22 +12,33 @@ fn parquet_rows(root: &std::path::Path) -> u64 {
     common::parquet_rows(root) as u64
 }
 
+/// Runs `linewatch demo` for `duration` into `out` with extra environment; its summary (as
+/// text, and parsed).
+fn demo(
+    out: &std::path::Path,
+    duration: &str,
+    env: &[(&str, &str)],
+) -> (String, serde_json::Value) {
+    let status = Command::new(env!("CARGO_BIN_EXE_linewatch"))
+        .args(["demo", "--duration", duration, "--no-progress", "--out"])
+        .arg(out)
+        // No fixed HTTP port: tests run side by side.
+        .env("LINEWATCH__HTTP__LISTEN", "")
+        .env("RUST_LOG", "warn")
+        .envs(env.iter().copied())
+        .status()
+        .unwrap();
+    assert!(status.success(), "demo exited with {status}");
+    let text = std::fs::read_to_string(out.join("summary.json")).unwrap();
+    let s = serde_json::from_str(&text).unwrap();
+    (text, s)
+}
+
 #[test]
 fn short_demo_writes_a_consistent_summary() {
     let dir = common::workdir();
     let out = dir.path().join("out");
-    let status = Command::new(env!("CARGO_BIN_EXE_linewatch"))
-        .args(["demo", "--duration", "30s", "--no-progress", "--out"])
-        .arg(&out)
-        // No fixed HTTP port: tests run side by side.
-        .env("LINEWATCH__HTTP__LISTEN", "")
-        .env("RUST_LOG", "warn")
-        .status()
-        .unwrap();
-    assert!(status.success(), "demo exited with {status}");
-
-    let text = std::fs::read_to_string(out.join("summary.json")).unwrap();
-    let s: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let (text, s) = demo(&out, "30s", &[]);
     for key in [
         "readings",
         "windows",
@@ -89,17 +100,7 @@ fn simulate_checks_its_faults_file_before_producing() {
 fn short_demo_in_the_long_format() {
     let dir = common::workdir();
     let out = dir.path().join("out");
-    let status = Command::new(env!("CARGO_BIN_EXE_linewatch"))
-        .args(["demo", "--duration", "20s", "--no-progress", "--out"])
-        .arg(&out)
-        .env("LINEWATCH__HTTP__LISTEN", "")
-        .env("LINEWATCH__DECODE__FORMAT", "json_long")
-        .env("RUST_LOG", "warn")
-        .status()
-        .unwrap();
-    assert!(status.success(), "demo exited with {status}");
-    let text = std::fs::read_to_string(out.join("summary.json")).unwrap();
-    let s: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let (text, s) = demo(&out, "20s", &[("LINEWATCH__DECODE__FORMAT", "json_long")]);
     let windows = s["windows"].as_u64().unwrap();
     assert!(windows > 500, "{text}");
     assert_eq!(windows, parquet_rows(&out.join("scores")));
