@@ -123,6 +123,14 @@ fn at_least_one(key: &'static str, v: usize, why: &str) -> Result<(), ConfigErro
     Ok(())
 }
 
+/// `v` finite and `>= 0`.
+fn non_negative(key: &'static str, v: f64) -> Result<(), ConfigError> {
+    if !(v >= 0.0 && v.is_finite()) {
+        return Err(invalid(key, format!("{v}: must be a finite number >= 0")));
+    }
+    Ok(())
+}
+
 /// `v` in `[lo, hi]` (NaN is outside).
 fn fraction(key: &'static str, v: f64, lo: f64, hi: f64) -> Result<(), ConfigError> {
     if !(lo..=hi).contains(&v) {

@@ -8,7 +8,9 @@ pub use linewatch_models::Monotone;
 use linewatch_window::Stat;
 use serde::{Deserialize, Serialize};
 
-use super::{CHANNELS_FROM_DATA, ConfigError, PipelineConfig, at_least_one, fraction, invalid};
+use super::{
+    CHANNELS_FROM_DATA, ConfigError, PipelineConfig, at_least_one, fraction, invalid, non_negative,
+};
 
 /// `[model]`
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -277,12 +279,7 @@ impl PipelineConfig {
                 format!("{:?}: every width must be positive", iso.hidden),
             ));
         }
-        if !(iso.lambda >= 0.0 && iso.lambda.is_finite()) {
-            return Err(invalid(
-                "isotonic.lambda",
-                format!("{}: must be a finite number >= 0", iso.lambda),
-            ));
-        }
+        non_negative("isotonic.lambda", iso.lambda)?;
         at_least_one(
             "isotonic.min_labels",
             iso.min_labels,
@@ -355,12 +352,7 @@ impl PipelineConfig {
                 ),
             ));
         }
-        if !(r.max_regression >= 0.0 && r.max_regression.is_finite()) {
-            return Err(invalid(
-                "retrain.max_regression",
-                format!("{}: must be a finite number >= 0", r.max_regression),
-            ));
-        }
+        non_negative("retrain.max_regression", r.max_regression)?;
         fraction(
             "retrain.validation_fraction",
             r.validation_fraction,
