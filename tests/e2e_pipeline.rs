@@ -383,3 +383,73 @@ async fn long_format_readings_make_the_windows_wide_ones_do() {
         dlq.first().map(|m| &m.headers)
     );
 }
+
+/// Issue 13: Sparkplug B through `[decode] format = "sparkplug_b"`: DDATA payloads keyed by
+/// their MQTT topic make the same windows as the wide readings; a node birth, a death and a
+/// host STATE message carry no readings and are not dead letters; a message whose key is not
+/// a Sparkplug topic is dead-lettered with its reason.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sparkplug_b_readings_make_the_windows_wide_ones_do() {
+    let t = topics("e2e-sparkplug").await;
+    let dir = common::workdir();
+    let (toml, out, _) = write_pipeline(dir.path(), "sparkplug", &t);
+    let mut sim = Simulator::new(sim_config()).unwrap();
+    let events = sim.next_events(sim.warmup_end_ms() - 2_700_000);
+    let mut expected = BTreeMap::new();
+    let (wide, _) = messages(&events, &mut expected);
+    assert!(!wide.is_empty());
+    let birth = linewatch_window::sparkplug_proto::Payload {
+        timestamp: Some(sim.config().start_ms as u64),
+        seq: Some(0),
+        ..Default::default()
+    };
+    let mut msgs = vec![
+        (
+            "spBv1.0/press-3/NBIRTH/linewatch-sim".to_string(),
+            prost::Message::encode_to_vec(&birth),
+        ),
+        (
+            "spBv1.0/STATE/scada-1".to_string(),
+            br#"{"online":true}"#.to_vec(),
+        ),
+    ];
+    let mut seq = 0;
+    for e in &events {
+        if let linewatch_sim::SimEvent::Reading(r) = e {
+            seq += 1;
+            let reading = linewatch_window::Reading {
+                line: r.line.to_string(),
+                machine: r.machine.to_string(),
+                ts_ms: r.ts_ms,
+                values: r.values.iter().map(|(c, v)| (c.to_string(), *v)).collect(),
+            };
+            msgs.push(linewatch_window::encode_sparkplug_ddata(
+                &reading,
+                "linewatch-sim",
+                seq,
+            ));
+        }
+    }
+    msgs.push((
+        "plant/press-3/DDATA/linewatch-sim/m-000".to_string(),
+        b"\x08\x01".to_vec(),
+    ));
+    msgs.push((
+        "spBv1.0/press-3/NDEATH/linewatch-sim".to_string(),
+        prost::Message::encode_to_vec(&birth),
+    ));
+    common::produce(&common::producer_unbatched(), &t.readings, &msgs).await;
+    let log = dir.path().join("linewatch.log");
+    let env = [("LINEWATCH__DECODE__FORMAT", "sparkplug_b")];
+    let child = spawn_with(&common::brokers(), &toml, &log, &env);
+    let expected = closed_by_watermark(&expected, &events);
+    wait_for_windows(&out, &log, expected.len());
+    terminate(child, &log);
+    check_windows(&out, &expected);
+    let dlq = common::read_all(&t.dlq, 1);
+    let reasons: Vec<Option<&String>> = dlq
+        .iter()
+        .map(|m| m.headers.get("linewatch.error"))
+        .collect();
+    assert_eq!(reasons, vec![Some(&"sparkplug_topic".to_string())]);
+}

@@ -16,6 +16,7 @@ use serde::Serialize;
 use tokio::sync::watch;
 
 use linewatch_sim::{AlertSpan, EvalConfig, SimEvent, Simulator};
+use linewatch_window::Format;
 
 use linewatch_runtime::config::PipelineConfig;
 use linewatch_runtime::pipeline::{Pipeline, Progress};
@@ -61,9 +62,25 @@ pub struct SimStats {
     pub event_time_ms: i64,
 }
 
+/// The edge node id of the simulator's Sparkplug B messages
+/// (`spBv1.0/<line>/DDATA/linewatch-sim/<machine>`).
+pub const SPARKPLUG_EDGE_NODE: &str = "linewatch-sim";
+
+/// A simulated reading as the decoders' [`linewatch_window::Reading`].
+fn wide(r: &linewatch_sim::SimReading) -> linewatch_window::Reading {
+    linewatch_window::Reading {
+        line: r.line.to_string(),
+        machine: r.machine.to_string(),
+        ts_ms: r.ts_ms,
+        values: r.values.iter().map(|(c, v)| (c.to_string(), *v)).collect(),
+    }
+}
+
 #[allow(clippy::too_many_arguments)] // the demo and `simulate` wire different parts
 /// Plays the simulator onto `producer` until `stop` says so (or `max_event_ms` is reached),
-/// readings in `format` (`json_long`: one message per channel, the default long mapping).
+/// readings in `format` (`json_long`: one message per channel, the default long mapping;
+/// `sparkplug_b`: one DDATA message per reading from edge node [`SPARKPLUG_EDGE_NODE`], the
+/// MQTT topic as the key, as an MQTT-to-Kafka bridge writes it).
 /// While `hold_until_model` holds `false`, event time does not pass the end of the simulator's
 /// fault-free warm-up: the demo waits for the first model so no fault falls into warm-up.
 pub async fn play(
@@ -83,6 +100,7 @@ pub async fn play(
     let wall0 = Instant::now();
     let mut paused = Duration::ZERO;
     let mut now_ms = start_ms;
+    let mut sparkplug_seq = 0u64;
     let mut out = SimStats {
         event_time_ms: start_ms,
         ..SimStats::default()
@@ -119,12 +137,24 @@ pub async fn play(
                     (inspections_topic, i.machine.to_string())
                 }
             };
-            let payloads = match (&e, format) {
-                (SimEvent::Reading(r), linewatch_window::Format::JsonLong) => r.to_long_json(),
-                _ => vec![e.to_json()],
+            let messages: Vec<(String, Vec<u8>)> = match (&e, format) {
+                (SimEvent::Reading(r), Format::JsonLong) => r
+                    .to_long_json()
+                    .into_iter()
+                    .map(|m| (key.clone(), m.into_bytes()))
+                    .collect(),
+                (SimEvent::Reading(r), Format::SparkplugB) => {
+                    sparkplug_seq += 1;
+                    vec![linewatch_window::encode_sparkplug_ddata(
+                        &wide(r),
+                        SPARKPLUG_EDGE_NODE,
+                        sparkplug_seq,
+                    )]
+                }
+                _ => vec![(key, e.to_json().into_bytes())],
             };
-            for payload in &payloads {
-                let mut record = BaseRecord::to(topic).key(&key).payload(payload);
+            for (key, payload) in &messages {
+                let mut record = BaseRecord::to(topic).key(key).payload(payload);
                 loop {
                     match producer.send(record) {
                         Ok(()) => break,
@@ -201,6 +231,9 @@ pub struct Summary {
     pub machines_on_several_partitions: u64,
     /// Long-format values that repeated a channel at their instant (dropped).
     pub long_values_repeated: u64,
+    /// Sparkplug B metrics skipped: not numbers (boolean, string, ...), and null.
+    pub sparkplug_non_numeric: u64,
+    pub sparkplug_null: u64,
     pub faults: usize,
     pub faults_detected: usize,
     pub precision: Option<f64>,
@@ -487,6 +520,8 @@ fn summarize(
         late: progress.late,
         machines_on_several_partitions: progress.machines_on_several_partitions,
         long_values_repeated: progress.long_values_repeated,
+        sparkplug_non_numeric: progress.sparkplug_non_numeric,
+        sparkplug_null: progress.sparkplug_null,
         faults: report.faults_counted,
         faults_detected: report.faults_detected,
         precision: report.precision,

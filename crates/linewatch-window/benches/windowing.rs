@@ -5,7 +5,10 @@
 mod common;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use linewatch_window::{DecodeLimits, FeatureSchema, Windower, decode_reading_ref};
+use linewatch_window::{
+    DecodeLimits, FeatureSchema, SparkplugDecoder, SparkplugMap, Windower, decode_reading,
+    decode_reading_ref, encode_sparkplug_ddata,
+};
 use std::hint::black_box;
 
 const N: usize = 200_000;
@@ -26,6 +29,26 @@ fn pipeline(c: &mut Criterion) {
             let mut n = 0usize;
             for m in &msgs {
                 n += decode_reading_ref(m, &limits).unwrap().values.len();
+            }
+            black_box(n)
+        })
+    });
+
+    let spb: Vec<(String, Vec<u8>)> = msgs
+        .iter()
+        .enumerate()
+        .map(|(i, m)| encode_sparkplug_ddata(&decode_reading(m, &limits).unwrap(), "e", i as u64))
+        .collect();
+    g.bench_function("decode_sparkplug_b", |b| {
+        let mut d = SparkplugDecoder::new(SparkplugMap::default(), None, limits.clone());
+        b.iter(|| {
+            let mut n = 0usize;
+            for (topic, payload) in &spb {
+                n += d
+                    .decode(payload, Some(topic.as_bytes()))
+                    .unwrap()
+                    .readings
+                    .len();
             }
             black_box(n)
         })

@@ -43,8 +43,10 @@ pub use batch::{
 };
 pub use decode::{
     DecodeError, DecodeLimits, Decoded, FieldMap, Format, Inspection, LongValue, MAX_ABS_VALUE,
-    MAX_LINE_PATH_BYTES, MappedDecoder, Reading, ReadingRef, TsFormat, YEAR_2000_MS, YEAR_2100_MS,
-    decode_inspection, decode_reading, decode_reading_ref, line_path_len,
+    MAX_LINE_PATH_BYTES, MappedDecoder, MessageType, Reading, ReadingRef, ReadingsDecoder, Skipped,
+    SparkplugDecoder, SparkplugMachine, SparkplugMap, SparkplugMessage, TsFormat, YEAR_2000_MS,
+    YEAR_2100_MS, decode_inspection, decode_reading, decode_reading_ref, encode_sparkplug_ddata,
+    line_path_len, sparkplug_proto,
 };
 pub use features::{ChannelFeatures, Stat};
 pub use timestamp::parse_rfc3339_ms;

@@ -16,14 +16,14 @@ fn limits() -> DecodeLimits {
 fn wide(d: &MappedDecoder, msg: &str, key: Option<&str>) -> Result<Reading, DecodeError> {
     match d.decode(msg.as_bytes(), key.map(str::as_bytes))? {
         Decoded::Reading(r) => Ok(r),
-        Decoded::Value(v) => panic!("a long value from a wide decoder: {v:?}"),
+        other => panic!("not a reading from a wide decoder: {other:?}"),
     }
 }
 
 fn long(d: &MappedDecoder, msg: &str, key: Option<&str>) -> Result<LongValue, DecodeError> {
     match d.decode(msg.as_bytes(), key.map(str::as_bytes))? {
         Decoded::Value(v) => Ok(v),
-        Decoded::Reading(r) => panic!("a reading from a long decoder: {r:?}"),
+        other => panic!("not a value from a long decoder: {other:?}"),
     }
 }
 

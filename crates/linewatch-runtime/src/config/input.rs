@@ -78,14 +78,20 @@ pub struct DecodeSection {
     /// Most channels in one reading. Default 256.
     pub max_channels: usize,
     /// Shape of a readings message: "json" (one reading per message, its channels in one
-    /// object; the default) or "json_long" (one channel value per message, gathered by
-    /// machine and instant into readings).
+    /// object; the default), "json_long" (one channel value per message, gathered by
+    /// machine and instant into readings) or "sparkplug_b" (Sparkplug B protobuf payloads,
+    /// the MQTT topic as the message key).
     pub format: linewatch_window::Format,
     /// Where the fields are, as JSON Pointers, and how the time is written: `line`,
     /// `line_constant`, `machine`, `machine_from_key`, `ts`, `ts_format` (contract, rfc3339,
     /// epoch_s, epoch_ms, epoch_us, epoch_ns), `values` (json), `tag` and `value` (json_long).
     /// Default: the contract (`/line`, `/machine`, `/ts`, `/values`).
     pub fields: linewatch_window::FieldMap,
+    /// `sparkplug_b`: where the machine id comes from: `machine` = "device" (the device id,
+    /// the edge node id for node messages; the default), "edge_node" (channels become
+    /// `<device>/<metric>`) or "metric" (the string metric named by `machine_metric`). The
+    /// line is the group id unless `fields.line_constant` is set.
+    pub sparkplug: linewatch_window::SparkplugMap,
 }
 
 impl Default for DecodeSection {
@@ -97,6 +103,7 @@ impl Default for DecodeSection {
             max_channels: 256,
             format: linewatch_window::Format::Json,
             fields: linewatch_window::FieldMap::default(),
+            sparkplug: linewatch_window::SparkplugMap::default(),
         }
     }
 }
@@ -234,6 +241,9 @@ impl PipelineConfig {
                 _ => "decode.fields",
             };
             return Err(invalid(key, why));
+        }
+        if let Err(why) = d.sparkplug.validate() {
+            return Err(invalid("decode.sparkplug", why));
         }
         if d.max_message_bytes < 64 {
             return Err(invalid(

@@ -123,6 +123,10 @@ fn every_setting_that_would_do_nothing_or_worse_is_named() {
         ("[model]\nweight_decay = nan", "model.weight_decay"),
         ("[model]\nprojections = 0", "model.projections"),
         ("[decode]\nmax_channels = 0", "decode.max_channels"),
+        (
+            "[decode]\nformat = \"sparkplug_b\"\n[decode.sparkplug]\nmachine = \"metric\"",
+            "decode.sparkplug",
+        ),
         ("[decode]\nmax_channels = 1", "decode.max_channels"),
         (
             "[decode]\nmax_message_bytes = 10",
@@ -282,5 +286,12 @@ fn every_shipped_pipeline_file_loads() {
     assert_eq!(
         cfg.decode.fields.ts_format,
         linewatch_window::TsFormat::EpochS
+    );
+    let spb = std::fs::read_to_string(dir.join("sparkplug.toml")).unwrap();
+    let cfg = PipelineConfig::from_toml_with_env(&spb, "sparkplug", env(&[])).unwrap();
+    assert_eq!(cfg.decode.format, linewatch_window::Format::SparkplugB);
+    assert_eq!(
+        cfg.decode.sparkplug.machine,
+        linewatch_window::SparkplugMachine::Device
     );
 }

@@ -14,7 +14,7 @@ use crate::kafka::{self, LwContext};
 use crate::telemetry::Health;
 use crate::telemetry::events::{
     ConsumerLag, InspectionDecoded, LongValueRepeated, MachineOnSeveralPartitions, MessageConsumed,
-    MessageDeadLettered, ReadingDecoded, ReadingLate,
+    MessageDeadLettered, ReadingDecoded, ReadingLate, SparkplugDecoded,
 };
 use linewatch_window::{Decoded, Reading};
 
@@ -48,6 +48,30 @@ impl Pipeline {
                     }
                     for (reading, seq) in out.readings {
                         self.window_assembled(p, &reading, seq)?;
+                    }
+                }
+                Ok(Decoded::Sparkplug(msg)) => {
+                    SparkplugDecoded {
+                        kind: msg.kind,
+                        skipped: msg.skipped,
+                    }
+                    .emit(&mut self.progress);
+                    if let [reading] = msg.readings.as_slice() {
+                        // One instant: refused like a wide reading.
+                        ReadingDecoded.emit(&mut self.progress);
+                        self.check_keying(&reading.line, &reading.machine, p);
+                        if let Err(e) = self.window_reading(p, reading, offset as u64)? {
+                            self.dead_letter(m, producer, e.reason(), &e.to_string())
+                                .await?;
+                        }
+                    } else {
+                        // Several instants: once one is windowed the message cannot go to
+                        // the dead letters whole (a replay would double it), so a refusal is
+                        // logged and counted, as for gathered long-format readings.
+                        for reading in &msg.readings {
+                            self.check_keying(&reading.line, &reading.machine, p);
+                            self.window_assembled(p, reading, offset as u64)?;
+                        }
                     }
                 }
                 Err(e) => {
@@ -110,8 +134,9 @@ impl Pipeline {
         }
     }
 
-    /// A reading gathered from long-format values: its messages are behind it, so a refusal
-    /// is logged and counted with the dead letters (reason from the windower), not sent.
+    /// A reading gathered from long-format values, or one of several instants of a Sparkplug B
+    /// message: its message is behind it or partly windowed, so a refusal is logged and
+    /// counted with the dead letters (reason from the windower), not sent.
     pub(super) fn window_assembled(
         &mut self,
         p: i32,

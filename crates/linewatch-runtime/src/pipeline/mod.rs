@@ -48,7 +48,7 @@ pub use crate::telemetry::Progress;
 use crate::trainer::{TrainBuffer, TrainSettings, Trainer};
 
 use linewatch_sink::{ParquetTable, RollPolicy};
-use linewatch_window::{ChannelSet, DecodeLimits, FeatureSchema, MappedDecoder, WindowConfig};
+use linewatch_window::{ChannelSet, DecodeLimits, FeatureSchema, ReadingsDecoder, WindowConfig};
 
 pub use alerts::SendAlertError;
 pub use durability::{META_ALERTER, META_DURABLE, META_PIPELINE, META_SEQ};
@@ -63,7 +63,7 @@ pub struct Pipeline {
     channels: Arc<ChannelSet>,
     limits: DecodeLimits,
     /// Readings messages: the contract, or the configured format and field mapping.
-    decoder: MappedDecoder,
+    decoder: ReadingsDecoder,
     window_cfg: WindowConfig,
     roll: RollPolicy,
     scores: ParquetTable,
@@ -111,8 +111,12 @@ impl Pipeline {
         };
         crate::preflight::ensure_writable_dir(&cfg.sink.out, "sink.out")?;
         crate::preflight::ensure_writable_dir(&cfg.models_root(), "retrain.models_dir")?;
-        let decoder =
-            MappedDecoder::new(cfg.decode.format, cfg.decode.fields.clone(), limits.clone());
+        let decoder = ReadingsDecoder::new(
+            cfg.decode.format,
+            cfg.decode.fields.clone(),
+            cfg.decode.sparkplug.clone(),
+            limits.clone(),
+        );
         use linewatch_tables::{alerts, labels, scores};
         let scores = output::open_table(&cfg, scores::TABLE, scores::PARTITION_TIME)?;
         let alerts = output::open_table(&cfg, alerts::TABLE, alerts::PARTITION_TIME)?;

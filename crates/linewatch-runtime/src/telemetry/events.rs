@@ -10,7 +10,7 @@ use crate::alerter::AlertState;
 use super::{
     ALERTS, ANOMALY_RATIO, CLOSE_TO_ALERT, CONSUMED, CONSUMER_LAG, DEAD_LETTERED, DECODED,
     FILES_WRITTEN, INSPECTIONS, LATE, LONG_REPEATED, MODEL_VERSION, OPEN_WINDOWS, RETRAINS,
-    SCORING_LATENCY, SPLIT_MACHINES, WINDOWS,
+    SCORING_LATENCY, SPARKPLUG_MESSAGES, SPARKPLUG_SKIPPED, SPLIT_MACHINES, WINDOWS,
 };
 
 /// Live counters for progress displays and summaries.
@@ -29,6 +29,10 @@ pub struct Progress {
     pub machines_on_several_partitions: u64,
     /// Long-format values that repeated a channel at their machine's instant (dropped).
     pub long_values_repeated: u64,
+    /// Sparkplug B metrics skipped because they are not numbers (boolean, string, ...).
+    pub sparkplug_non_numeric: u64,
+    /// Sparkplug B metrics skipped because they are null.
+    pub sparkplug_null: u64,
     /// Readings that arrived after their window closed.
     pub late: u64,
     /// Windows closed and scored.
@@ -122,6 +126,29 @@ impl LongValueRepeated {
     pub fn emit(self, progress: &mut Progress) {
         progress.long_values_repeated += 1;
         metrics::counter!(LONG_REPEATED).increment(1);
+    }
+}
+
+/// A Sparkplug B message was decoded: its type, and the metrics it held that are not
+/// readings (skipped and counted, never a dead letter).
+pub struct SparkplugDecoded {
+    pub kind: linewatch_window::MessageType,
+    pub skipped: linewatch_window::Skipped,
+}
+
+impl SparkplugDecoded {
+    pub fn emit(self, progress: &mut Progress) {
+        metrics::counter!(SPARKPLUG_MESSAGES, "type" => self.kind.as_str()).increment(1);
+        let s = self.skipped;
+        if s.non_numeric > 0 {
+            progress.sparkplug_non_numeric += u64::from(s.non_numeric);
+            metrics::counter!(SPARKPLUG_SKIPPED, "reason" => "non_numeric")
+                .increment(u64::from(s.non_numeric));
+        }
+        if s.null > 0 {
+            progress.sparkplug_null += u64::from(s.null);
+            metrics::counter!(SPARKPLUG_SKIPPED, "reason" => "null").increment(u64::from(s.null));
+        }
     }
 }
 
@@ -399,6 +426,13 @@ mod tests {
             }
             .emit(&mut p);
         }
+        for (non_numeric, null) in [(2, 0), (1, 3)] {
+            SparkplugDecoded {
+                kind: linewatch_window::MessageType::DData,
+                skipped: linewatch_window::Skipped { non_numeric, null },
+            }
+            .emit(&mut p);
+        }
         let expected = Progress {
             consumed: 1,
             readings: 1,
@@ -406,6 +440,8 @@ mod tests {
             dead_letters_by_reason: [("json".to_string(), 1)].into(),
             machines_on_several_partitions: 1,
             long_values_repeated: 0,
+            sparkplug_non_numeric: 3,
+            sparkplug_null: 3,
             late: 1,
             windows: 3,
             alerts_opened: 1,

@@ -36,6 +36,8 @@ pub const INSPECTIONS: &str = "linewatch_inspections_total";
 pub const BROKER_UP: &str = "linewatch_broker_up";
 pub const SPLIT_MACHINES: &str = "linewatch_machines_on_several_partitions_total";
 pub const LONG_REPEATED: &str = "linewatch_long_values_repeated_total";
+pub const SPARKPLUG_MESSAGES: &str = "linewatch_sparkplug_messages_total";
+pub const SPARKPLUG_SKIPPED: &str = "linewatch_sparkplug_metrics_skipped_total";
 
 /// How long without a tick of the loop `/healthz` and `/readyz` call a stall.
 const STALL: Duration = Duration::from_secs(30);
@@ -66,6 +68,18 @@ fn register() {
     describe_counter!(
         SPLIT_MACHINES,
         "Machines seen on more than one readings partition"
+    );
+    describe_counter!(
+        LONG_REPEATED,
+        "Long-format values that repeated a channel at their machine's instant (dropped)"
+    );
+    describe_counter!(
+        SPARKPLUG_MESSAGES,
+        "Sparkplug B messages decoded, by message type (NBIRTH, DDATA, ...)"
+    );
+    describe_counter!(
+        SPARKPLUG_SKIPPED,
+        "Sparkplug B metrics skipped: non_numeric (boolean, string, ...) or null"
     );
     describe_gauge!(
         CONSUMER_LAG,
@@ -103,6 +117,12 @@ fn register() {
         LONG_REPEATED,
     ] {
         metrics::counter!(c).absolute(0);
+    }
+    for kind in linewatch_window::MessageType::ALL {
+        metrics::counter!(SPARKPLUG_MESSAGES, "type" => kind.as_str()).absolute(0);
+    }
+    for reason in ["non_numeric", "null"] {
+        metrics::counter!(SPARKPLUG_SKIPPED, "reason" => reason).absolute(0);
     }
     for reason in linewatch_window::DecodeError::REASONS {
         metrics::counter!(DEAD_LETTERED, "reason" => *reason).absolute(0);

@@ -134,6 +134,29 @@ pub enum DecodeError {
     /// integer that fits in i64.
     #[error("bad timestamp: {0}")]
     BadTimestamp(String),
+    /// A Sparkplug B message whose key is not a Sparkplug B topic
+    /// (`spBv1.0/<group>/<type>/<edge node>[/<device>]`).
+    #[error("not a Sparkplug B topic: {0}")]
+    SparkplugTopic(String),
+    /// A Sparkplug B payload that is not a valid protobuf `Payload`.
+    #[error("payload is not a Sparkplug B protobuf message: {0}")]
+    NotProtobuf(String),
+    /// A Sparkplug B metric named only by an alias that no birth certificate read by this
+    /// process defined.
+    #[error("metric alias {alias} is not defined by a birth certificate seen so far")]
+    UnknownAlias {
+        /// The alias.
+        alias: u64,
+    },
+    /// A Sparkplug B integer metric whose datatype neither the message nor a birth
+    /// certificate gives: its sign cannot be read.
+    #[error(
+        "integer metric `{channel}` has no datatype here or in a birth certificate seen so far"
+    )]
+    UnknownDatatype {
+        /// Metric name (truncated to 64 bytes).
+        channel: String,
+    },
     /// `ts` is outside [`DecodeLimits::min_ts_ms`, `DecodeLimits::max_ts_ms`].
     #[error("timestamp {ts_ms} ms is outside the accepted range")]
     TimestampOutOfRange {
@@ -164,6 +187,10 @@ impl DecodeError {
         "non_numeric_value",
         "bad_timestamp",
         "timestamp_out_of_range",
+        "sparkplug_topic",
+        "not_protobuf",
+        "sparkplug_unknown_alias",
+        "sparkplug_unknown_datatype",
     ];
 
     /// Short, stable, machine-readable code for the dead-letter header and
@@ -188,6 +215,10 @@ impl DecodeError {
             Self::NonNumericValue { .. } => "non_numeric_value",
             Self::BadTimestamp(_) => "bad_timestamp",
             Self::TimestampOutOfRange { .. } => "timestamp_out_of_range",
+            Self::SparkplugTopic(_) => "sparkplug_topic",
+            Self::NotProtobuf(_) => "not_protobuf",
+            Self::UnknownAlias { .. } => "sparkplug_unknown_alias",
+            Self::UnknownDatatype { .. } => "sparkplug_unknown_datatype",
         }
     }
 }

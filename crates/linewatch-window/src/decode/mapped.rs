@@ -29,6 +29,9 @@ pub enum Format {
     /// One message per channel value (`tag`, `value`); values of one machine at one instant
     /// are assembled into one reading ([`crate::LongAssembler`]).
     JsonLong,
+    /// Sparkplug B protobuf payloads, the MQTT topic as the message key
+    /// ([`super::SparkplugDecoder`]).
+    SparkplugB,
 }
 
 /// How the timestamp is written. Declared, never guessed.
@@ -155,6 +158,8 @@ pub enum Decoded {
     Reading(Reading),
     /// One channel value (`json_long`).
     Value(LongValue),
+    /// A Sparkplug B message: readings at each of its instants, skipped metrics.
+    Sparkplug(super::SparkplugMessage),
 }
 
 /// Decodes readings messages of one format and mapping.
@@ -166,8 +171,9 @@ pub struct MappedDecoder {
 }
 
 impl MappedDecoder {
-    /// A decoder; `map` must have passed [`FieldMap::validate`] (a bad pointer only ever finds
-    /// nothing, reported as a missing field).
+    /// A decoder of `json` or `json_long` (`sparkplug_b` is [`super::SparkplugDecoder`]'s;
+    /// [`super::ReadingsDecoder`] picks); `map` must have passed [`FieldMap::validate`] (a bad
+    /// pointer only ever finds nothing, reported as a missing field).
     pub fn new(format: Format, map: FieldMap, limits: DecodeLimits) -> Self {
         Self {
             format,
@@ -190,6 +196,11 @@ impl MappedDecoder {
     pub fn decode(&self, bytes: &[u8], key: Option<&[u8]>) -> Result<Decoded, DecodeError> {
         if self.format == Format::Json && self.map.is_contract() {
             return decode_reading(bytes, &self.limits).map(Decoded::Reading);
+        }
+        if self.format == Format::SparkplugB {
+            return Err(DecodeError::NotJson(
+                "a sparkplug_b topic is read by SparkplugDecoder, not MappedDecoder".into(),
+            ));
         }
         let root = parse_tree(bytes, &self.limits)?;
         let m = &self.map;
@@ -252,7 +263,7 @@ impl MappedDecoder {
                     values,
                 }))
             }
-            Format::JsonLong => {
+            Format::JsonLong | Format::SparkplugB => {
                 let channel = string_at(&root, &m.tag, "tag")?.to_owned();
                 let v = root
                     .pointer(&m.value)

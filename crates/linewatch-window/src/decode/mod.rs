@@ -16,12 +16,16 @@
 //! * `error.rs`: [`DecodeError`] and its dead-letter reasons;
 //! * `parse.rs`: the JSON walk;
 //! * `mapped.rs`: other shapes of readings: a field mapping by JSON Pointers, the machine from
-//!   the message key, declared timestamp formats, one value per message ([`MappedDecoder`]).
+//!   the message key, declared timestamp formats, one value per message ([`MappedDecoder`]);
+//! * `sparkplug/`: Sparkplug B protobuf payloads ([`SparkplugDecoder`]);
+//! * `readings.rs`: the decoder of a readings topic in any format ([`ReadingsDecoder`]).
 
 mod error;
 mod limits;
 mod mapped;
 mod parse;
+mod readings;
+mod sparkplug;
 
 use std::borrow::Cow;
 
@@ -30,6 +34,11 @@ pub use limits::{
     DecodeLimits, MAX_ABS_VALUE, MAX_LINE_PATH_BYTES, YEAR_2000_MS, YEAR_2100_MS, line_path_len,
 };
 pub use mapped::{Decoded, FieldMap, Format, LongValue, MappedDecoder, TsFormat};
+pub use readings::ReadingsDecoder;
+pub use sparkplug::{
+    MessageType, Skipped, SparkplugDecoder, SparkplugMachine, SparkplugMap, SparkplugMessage,
+    encode_ddata as encode_sparkplug_ddata, proto as sparkplug_proto,
+};
 
 use parse::{Fields, Kind, parse};
 

@@ -519,6 +519,12 @@ fn every_reason_is_listed() {
         },
         DecodeError::BadTimestamp(String::new()),
         DecodeError::TimestampOutOfRange { ts_ms: 0 },
+        DecodeError::SparkplugTopic(String::new()),
+        DecodeError::NotProtobuf(String::new()),
+        DecodeError::UnknownAlias { alias: 1 },
+        DecodeError::UnknownDatatype {
+            channel: "a".into(),
+        },
     ];
     let reasons: Vec<&str> = all.iter().map(DecodeError::reason).collect();
     assert_eq!(reasons, DecodeError::REASONS);
