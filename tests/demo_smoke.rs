@@ -125,3 +125,18 @@ fn short_demo_in_sparkplug_b() {
     assert_eq!(s["sparkplug_non_numeric"], 0, "{text}");
     assert!(s["readings"].as_u64().unwrap() > 10_000, "{text}");
 }
+
+/// The demo in Avro (issue 13): the demo starts its own schema registry on loopback, the
+/// simulator registers its schema there and writes the Confluent wire format; the pipeline
+/// fetches the schema: windows equal the Parquet rows, nothing dead-lettered.
+#[test]
+fn short_demo_in_avro() {
+    let dir = common::workdir();
+    let out = dir.path().join("out");
+    let (text, s) = demo(&out, "20s", &[("LINEWATCH__DECODE__FORMAT", "avro")]);
+    let windows = s["windows"].as_u64().unwrap();
+    assert!(windows > 500, "{text}");
+    assert_eq!(windows, parquet_rows(&out.join("scores")));
+    assert_eq!(s["dead_lettered"], 0, "{text}");
+    assert!(s["readings"].as_u64().unwrap() > 10_000, "{text}");
+}

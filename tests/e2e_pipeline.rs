@@ -453,3 +453,116 @@ async fn sparkplug_b_readings_make_the_windows_wide_ones_do() {
         .collect();
     assert_eq!(reasons, vec![Some(&"sparkplug_topic".to_string())]);
 }
+
+/// The schema the Avro test writes with: a wide reading, time as timestamp-millis.
+const AVRO_SCHEMA: &str = r#"{"type":"record","name":"Reading","namespace":"plant","fields":[
+  {"name":"line","type":"string"},
+  {"name":"machine","type":"string"},
+  {"name":"ts","type":{"type":"long","logicalType":"timestamp-millis"}},
+  {"name":"values","type":{"type":"map","values":"double"}}]}"#;
+
+/// A schema registry on loopback that knows one schema, id 1 (the documented
+/// `GET /schemas/ids/{id}` answer), and 404 for any other id; it counts the requests.
+fn registry_serving(
+    schema: &'static str,
+) -> (String, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    use std::io::{BufRead, BufReader, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let asked = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let count = std::sync::Arc::clone(&asked);
+    std::thread::spawn(move || {
+        for conn in listener.incoming() {
+            let Ok(mut conn) = conn else { return };
+            let mut reader = BufReader::new(conn.try_clone().unwrap());
+            let mut first = String::new();
+            reader.read_line(&mut first).unwrap();
+            while {
+                let mut line = String::new();
+                reader.read_line(&mut line).unwrap() > 0 && line != "\r\n"
+            } {}
+            count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            let (status, body) = if first.starts_with("GET /schemas/ids/1 ") {
+                (200, serde_json::json!({ "schema": schema }).to_string())
+            } else {
+                (
+                    404,
+                    r#"{"error_code":40403,"message":"Schema not found"}"#.to_string(),
+                )
+            };
+            let resp = format!(
+                "HTTP/1.1 {status} X\r\ncontent-type: application/vnd.schemaregistry.v1+json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                body.len()
+            );
+            conn.write_all(resp.as_bytes()).unwrap();
+        }
+    });
+    (url, asked)
+}
+
+/// Issue 13: Avro in the Confluent wire format with a schema registry (a small HTTP server
+/// in this test that answers as the registry's REST API documents): the same windows as the
+/// wide JSON readings, the schema fetched once, and a message of an unknown schema id
+/// dead-lettered (`avro_unknown_schema`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn avro_readings_through_a_schema_registry_make_the_windows_wide_ones_do() {
+    use apache_avro::types::Value as Avro;
+    let t = topics("e2e-avro").await;
+    let dir = common::workdir();
+    let (toml, out, _) = write_pipeline(dir.path(), "avro", &t);
+    let (registry, asked) = registry_serving(AVRO_SCHEMA);
+    let schema = apache_avro::Schema::parse_str(AVRO_SCHEMA).unwrap();
+    let mut sim = Simulator::new(sim_config()).unwrap();
+    let events = sim.next_events(sim.warmup_end_ms() - 2_700_000);
+    let mut expected = BTreeMap::new();
+    let (wide, _) = messages(&events, &mut expected);
+    assert!(!wide.is_empty());
+    let frame = |id: u32, value: Avro| {
+        let mut m = vec![0u8];
+        m.extend_from_slice(&id.to_be_bytes());
+        m.extend(apache_avro::to_avro_datum(&schema, value).unwrap());
+        m
+    };
+    let mut msgs = Vec::new();
+    for e in &events {
+        if let linewatch_sim::SimEvent::Reading(r) = e {
+            let value = Avro::Record(vec![
+                ("line".into(), Avro::String(r.line.to_string())),
+                ("machine".into(), Avro::String(r.machine.to_string())),
+                ("ts".into(), Avro::TimestampMillis(r.ts_ms)),
+                (
+                    "values".into(),
+                    Avro::Map(
+                        r.values
+                            .iter()
+                            .map(|(c, v)| (c.to_string(), Avro::Double(*v)))
+                            .collect(),
+                    ),
+                ),
+            ]);
+            msgs.push((r.machine.to_string(), frame(1, value)));
+        }
+    }
+    let mut unknown = msgs[0].1.clone();
+    unknown[1..5].copy_from_slice(&99u32.to_be_bytes());
+    msgs.push(("m-000".to_string(), unknown));
+    common::produce(&common::producer_unbatched(), &t.readings, &msgs).await;
+    let log = dir.path().join("linewatch.log");
+    let env = [
+        ("LINEWATCH__DECODE__FORMAT", "avro"),
+        ("LINEWATCH__DECODE__REGISTRY__URL", registry.as_str()),
+    ];
+    let child = spawn_with(&common::brokers(), &toml, &log, &env);
+    let expected = closed_by_watermark(&expected, &events);
+    wait_for_windows(&out, &log, expected.len());
+    terminate(child, &log);
+    check_windows(&out, &expected);
+    let dlq = common::read_all(&t.dlq, 1);
+    let reasons: Vec<Option<&String>> = dlq
+        .iter()
+        .map(|m| m.headers.get("linewatch.error"))
+        .collect();
+    assert_eq!(reasons, vec![Some(&"avro_unknown_schema".to_string())]);
+    // Schema 1 once, schema 99 once (its 404).
+    assert_eq!(asked.load(std::sync::atomic::Ordering::SeqCst), 2);
+}

@@ -23,6 +23,7 @@ pub mod model_store;
 pub mod output;
 pub mod pipeline;
 pub mod preflight;
+pub mod registry;
 pub mod scoring;
 pub mod telemetry;
 pub mod trainer;

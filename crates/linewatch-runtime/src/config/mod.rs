@@ -22,7 +22,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-pub use input::{DecodeSection, KafkaSection, PipelineSection, WindowSection};
+pub use input::{DecodeSection, KafkaSection, PipelineSection, RegistrySection, WindowSection};
 pub use model::{Covariate, IsotonicSection, ModelSection, Monotone, RetrainSection};
 pub use output::{AlertSection, HttpSection, SinkSection};
 

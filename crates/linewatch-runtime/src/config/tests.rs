@@ -127,6 +127,14 @@ fn every_setting_that_would_do_nothing_or_worse_is_named() {
             "[decode]\nformat = \"sparkplug_b\"\n[decode.sparkplug]\nmachine = \"metric\"",
             "decode.sparkplug",
         ),
+        (
+            "[decode]\nformat = \"avro_long\"\n[decode.registry]\nurl = \"registry:8081\"",
+            "decode.registry.url",
+        ),
+        (
+            "[decode.registry]\nurl = \"http://r:8081\"\ntimeout = \"0s\"",
+            "decode.registry.timeout",
+        ),
         ("[decode]\nmax_channels = 1", "decode.max_channels"),
         (
             "[decode]\nmax_message_bytes = 10",
@@ -293,5 +301,12 @@ fn every_shipped_pipeline_file_loads() {
     assert_eq!(
         cfg.decode.sparkplug.machine,
         linewatch_window::SparkplugMachine::Device
+    );
+    let avro = std::fs::read_to_string(dir.join("avro-long.toml")).unwrap();
+    let cfg = PipelineConfig::from_toml_with_env(&avro, "avro", env(&[])).unwrap();
+    assert_eq!(cfg.decode.format, linewatch_window::Format::AvroLong);
+    assert_eq!(
+        cfg.decode.registry.url.as_deref(),
+        Some("http://schema-registry:8081")
     );
 }

@@ -111,12 +111,22 @@ impl Pipeline {
         };
         crate::preflight::ensure_writable_dir(&cfg.sink.out, "sink.out")?;
         crate::preflight::ensure_writable_dir(&cfg.models_root(), "retrain.models_dir")?;
+        let schemas: Option<Box<dyn linewatch_window::SchemaSource>> =
+            if cfg.decode.format.is_avro() {
+                Some(Box::new(crate::registry::RegistryClient::new(
+                    &cfg.decode.registry,
+                )?))
+            } else {
+                None
+            };
         let decoder = ReadingsDecoder::new(
             cfg.decode.format,
             cfg.decode.fields.clone(),
             cfg.decode.sparkplug.clone(),
+            schemas,
             limits.clone(),
-        );
+        )
+        .map_err(anyhow::Error::msg)?;
         use linewatch_tables::{alerts, labels, scores};
         let scores = output::open_table(&cfg, scores::TABLE, scores::PARTITION_TIME)?;
         let alerts = output::open_table(&cfg, alerts::TABLE, alerts::PARTITION_TIME)?;

@@ -157,6 +157,34 @@ pub enum DecodeError {
         /// Metric name (truncated to 64 bytes).
         channel: String,
     },
+    /// An Avro message that is not in the Confluent wire format, or whose datum does not
+    /// read with its schema.
+    #[error("not an Avro message of the Confluent wire format: {0}")]
+    NotAvro(String),
+    /// An Avro message whose schema id the registry does not know.
+    #[error("schema id {id} is not in the schema registry")]
+    AvroUnknownSchema {
+        /// The schema id.
+        id: u32,
+    },
+    /// An Avro message whose schema could not be fetched (registry down, refused
+    /// credentials); the message itself may be fine.
+    #[error("schema id {id} could not be fetched: {why}")]
+    AvroSchemaUnavailable {
+        /// The schema id.
+        id: u32,
+        /// What the registry client saw.
+        why: String,
+    },
+    /// An Avro message whose schema linewatch cannot use (not Avro, references, does not
+    /// parse).
+    #[error("schema id {id} cannot be used: {why}")]
+    AvroSchemaUnsupported {
+        /// The schema id.
+        id: u32,
+        /// Why.
+        why: String,
+    },
     /// `ts` is outside [`DecodeLimits::min_ts_ms`, `DecodeLimits::max_ts_ms`].
     #[error("timestamp {ts_ms} ms is outside the accepted range")]
     TimestampOutOfRange {
@@ -191,6 +219,10 @@ impl DecodeError {
         "not_protobuf",
         "sparkplug_unknown_alias",
         "sparkplug_unknown_datatype",
+        "not_avro",
+        "avro_unknown_schema",
+        "avro_schema_unavailable",
+        "avro_schema_unsupported",
     ];
 
     /// Short, stable, machine-readable code for the dead-letter header and
@@ -219,6 +251,10 @@ impl DecodeError {
             Self::NotProtobuf(_) => "not_protobuf",
             Self::UnknownAlias { .. } => "sparkplug_unknown_alias",
             Self::UnknownDatatype { .. } => "sparkplug_unknown_datatype",
+            Self::NotAvro(_) => "not_avro",
+            Self::AvroUnknownSchema { .. } => "avro_unknown_schema",
+            Self::AvroSchemaUnavailable { .. } => "avro_schema_unavailable",
+            Self::AvroSchemaUnsupported { .. } => "avro_schema_unsupported",
         }
     }
 }

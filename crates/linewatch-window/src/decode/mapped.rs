@@ -32,6 +32,24 @@ pub enum Format {
     /// Sparkplug B protobuf payloads, the MQTT topic as the message key
     /// ([`super::SparkplugDecoder`]).
     SparkplugB,
+    /// Avro records in the Confluent wire format (magic byte 0, schema id, Avro binary), the
+    /// schema from a schema registry; fields found as in `json` ([`super::AvroDecoder`]).
+    Avro,
+    /// Avro records of one channel value each; fields found as in `json_long`.
+    AvroLong,
+}
+
+impl Format {
+    /// Whether a reading comes as one value per message (gathered by
+    /// [`crate::LongAssembler`]).
+    pub fn is_long(self) -> bool {
+        matches!(self, Self::JsonLong | Self::AvroLong)
+    }
+
+    /// Whether messages are Avro with a schema registry.
+    pub fn is_avro(self) -> bool {
+        matches!(self, Self::Avro | Self::AvroLong)
+    }
 }
 
 /// How the timestamp is written. Declared, never guessed.
@@ -197,16 +215,25 @@ impl MappedDecoder {
         if self.format == Format::Json && self.map.is_contract() {
             return decode_reading(bytes, &self.limits).map(Decoded::Reading);
         }
-        if self.format == Format::SparkplugB {
+        if self.format == Format::SparkplugB || self.format.is_avro() {
             return Err(DecodeError::NotJson(
-                "a sparkplug_b topic is read by SparkplugDecoder, not MappedDecoder".into(),
+                "sparkplug_b and avro are read by their own decoders (ReadingsDecoder)".into(),
             ));
         }
         let root = parse_tree(bytes, &self.limits)?;
+        self.decode_tree(&root, key)
+    }
+
+    /// Reads the fields of a message already parsed into a tree (a JSON message, or an Avro
+    /// record converted by [`super::AvroDecoder`]), as [`MappedDecoder::decode`] does.
+    ///
+    /// # Errors
+    /// As [`MappedDecoder::decode`], after parsing.
+    pub fn decode_tree(&self, root: &Value, key: Option<&[u8]>) -> Result<Decoded, DecodeError> {
         let m = &self.map;
         let line: Cow<'_, str> = match &m.line_constant {
             Some(l) => Cow::Borrowed(l.as_str()),
-            None => Cow::Borrowed(string_at(&root, &m.line, "line")?),
+            None => Cow::Borrowed(string_at(root, &m.line, "line")?),
         };
         let machine: Cow<'_, str> = if m.machine_from_key {
             let key = key.ok_or(DecodeError::MissingField("machine"))?;
@@ -217,7 +244,7 @@ impl MappedDecoder {
             })?;
             Cow::Borrowed(key)
         } else {
-            Cow::Borrowed(string_at(&root, &m.machine, "machine")?)
+            Cow::Borrowed(string_at(root, &m.machine, "machine")?)
         };
         let ts_value = root.pointer(&m.ts).ok_or(DecodeError::MissingField("ts"))?;
         let fields = Fields {
@@ -232,7 +259,7 @@ impl MappedDecoder {
             fields.machine.unwrap_or_default().into_owned(),
         );
         match self.format {
-            Format::Json => {
+            Format::Json | Format::Avro => {
                 let values = match root.pointer(&m.values) {
                     None => return Err(DecodeError::MissingField("values")),
                     Some(Value::Object(o)) => o,
@@ -263,8 +290,8 @@ impl MappedDecoder {
                     values,
                 }))
             }
-            Format::JsonLong | Format::SparkplugB => {
-                let channel = string_at(&root, &m.tag, "tag")?.to_owned();
+            Format::JsonLong | Format::AvroLong | Format::SparkplugB => {
+                let channel = string_at(root, &m.tag, "tag")?.to_owned();
                 let v = root
                     .pointer(&m.value)
                     .ok_or(DecodeError::MissingField("value"))?;

@@ -18,8 +18,10 @@
 //! * `mapped.rs`: other shapes of readings: a field mapping by JSON Pointers, the machine from
 //!   the message key, declared timestamp formats, one value per message ([`MappedDecoder`]);
 //! * `sparkplug/`: Sparkplug B protobuf payloads ([`SparkplugDecoder`]);
+//! * `avro.rs`: Avro in the Confluent wire format, schemas by id ([`AvroDecoder`]);
 //! * `readings.rs`: the decoder of a readings topic in any format ([`ReadingsDecoder`]).
 
+mod avro;
 mod error;
 mod limits;
 mod mapped;
@@ -29,6 +31,7 @@ mod sparkplug;
 
 use std::borrow::Cow;
 
+pub use avro::{AvroDecoder, SchemaFetchError, SchemaSource};
 pub use error::DecodeError;
 pub use limits::{
     DecodeLimits, MAX_ABS_VALUE, MAX_LINE_PATH_BYTES, YEAR_2000_MS, YEAR_2100_MS, line_path_len,

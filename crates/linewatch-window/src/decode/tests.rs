@@ -525,6 +525,16 @@ fn every_reason_is_listed() {
         DecodeError::UnknownDatatype {
             channel: "a".into(),
         },
+        DecodeError::NotAvro(String::new()),
+        DecodeError::AvroUnknownSchema { id: 1 },
+        DecodeError::AvroSchemaUnavailable {
+            id: 1,
+            why: String::new(),
+        },
+        DecodeError::AvroSchemaUnsupported {
+            id: 1,
+            why: String::new(),
+        },
     ];
     let reasons: Vec<&str> = all.iter().map(DecodeError::reason).collect();
     assert_eq!(reasons, DecodeError::REASONS);

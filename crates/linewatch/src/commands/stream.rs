@@ -126,10 +126,24 @@ pub(crate) async fn simulate(a: SimulateArgs) -> anyhow::Result<()> {
         }
         stop_tx.send_replace(true);
     });
+    // Avro: the schema registered first, as a producer does (`<topic>-value`).
+    let avro_id = match demo::avro_schema(cfg.decode.format) {
+        Some(schema) => {
+            let client = linewatch_runtime::registry::RegistryClient::new(&cfg.decode.registry)?;
+            let subject = format!("{}-value", cfg.kafka.readings_topic);
+            let schema = schema.to_owned();
+            let id =
+                tokio::task::spawn_blocking(move || client.register(&subject, &schema)).await??;
+            tracing::info!(id, "simulate: Avro schema registered");
+            Some(id)
+        }
+        None => None,
+    };
+    let encoder = demo::ReadingEncoder::new(cfg.decode.format, avro_id)?;
     let stats = demo::play(
         &mut sim,
         &producer,
-        cfg.decode.format,
+        encoder,
         &cfg.kafka.readings_topic,
         &cfg.kafka.inspections_topic,
         pace,

@@ -16,7 +16,12 @@ use serde::Serialize;
 use tokio::sync::watch;
 
 use linewatch_sim::{AlertSpan, EvalConfig, SimEvent, Simulator};
-use linewatch_window::Format;
+
+mod encode;
+mod registry;
+
+pub use encode::{ReadingEncoder, SPARKPLUG_EDGE_NODE, avro_schema, wide};
+pub use registry::EmbeddedRegistry;
 
 use linewatch_runtime::config::PipelineConfig;
 use linewatch_runtime::pipeline::{Pipeline, Progress};
@@ -62,31 +67,15 @@ pub struct SimStats {
     pub event_time_ms: i64,
 }
 
-/// The edge node id of the simulator's Sparkplug B messages
-/// (`spBv1.0/<line>/DDATA/linewatch-sim/<machine>`).
-pub const SPARKPLUG_EDGE_NODE: &str = "linewatch-sim";
-
-/// A simulated reading as the decoders' [`linewatch_window::Reading`].
-fn wide(r: &linewatch_sim::SimReading) -> linewatch_window::Reading {
-    linewatch_window::Reading {
-        line: r.line.to_string(),
-        machine: r.machine.to_string(),
-        ts_ms: r.ts_ms,
-        values: r.values.iter().map(|(c, v)| (c.to_string(), *v)).collect(),
-    }
-}
-
 #[allow(clippy::too_many_arguments)] // the demo and `simulate` wire different parts
 /// Plays the simulator onto `producer` until `stop` says so (or `max_event_ms` is reached),
-/// readings in `format` (`json_long`: one message per channel, the default long mapping;
-/// `sparkplug_b`: one DDATA message per reading from edge node [`SPARKPLUG_EDGE_NODE`], the
-/// MQTT topic as the key, as an MQTT-to-Kafka bridge writes it).
+/// readings written by `encoder` (the pipeline's format), inspections as contract JSON.
 /// While `hold_until_model` holds `false`, event time does not pass the end of the simulator's
 /// fault-free warm-up: the demo waits for the first model so no fault falls into warm-up.
 pub async fn play(
     sim: &mut Simulator,
     producer: &ThreadedProducer<DeliveryCounter>,
-    format: linewatch_window::Format,
+    mut encoder: ReadingEncoder,
     readings_topic: &str,
     inspections_topic: &str,
     pace: Pace,
@@ -100,7 +89,6 @@ pub async fn play(
     let wall0 = Instant::now();
     let mut paused = Duration::ZERO;
     let mut now_ms = start_ms;
-    let mut sparkplug_seq = 0u64;
     let mut out = SimStats {
         event_time_ms: start_ms,
         ..SimStats::default()
@@ -137,21 +125,9 @@ pub async fn play(
                     (inspections_topic, i.machine.to_string())
                 }
             };
-            let messages: Vec<(String, Vec<u8>)> = match (&e, format) {
-                (SimEvent::Reading(r), Format::JsonLong) => r
-                    .to_long_json()
-                    .into_iter()
-                    .map(|m| (key.clone(), m.into_bytes()))
-                    .collect(),
-                (SimEvent::Reading(r), Format::SparkplugB) => {
-                    sparkplug_seq += 1;
-                    vec![linewatch_window::encode_sparkplug_ddata(
-                        &wide(r),
-                        SPARKPLUG_EDGE_NODE,
-                        sparkplug_seq,
-                    )]
-                }
-                _ => vec![(key, e.to_json().into_bytes())],
+            let messages = match &e {
+                SimEvent::Reading(r) => encoder.encode(r)?,
+                SimEvent::Inspection(_) => vec![(key, e.to_json().into_bytes())],
             };
             for (key, payload) in &messages {
                 let mut record = BaseRecord::to(topic).key(key).payload(payload);
@@ -277,6 +253,19 @@ pub async fn demo(mut cfg: PipelineConfig, opts: DemoOptions) -> anyhow::Result<
         }
     }
     tracing::info!(brokers = %cfg.kafka.brokers, out = %opts.out.display(), "demo: mock cluster up");
+    // The Avro formats read their schemas from a registry: the demo brings its own.
+    let mut avro_id = None;
+    let _registry = match avro_schema(cfg.decode.format) {
+        Some(schema) => {
+            let registry = EmbeddedRegistry::start().await?;
+            cfg.decode.registry.url = Some(registry.url().to_owned());
+            avro_id = Some(registry.register(schema));
+            tracing::info!(url = registry.url(), "demo: schema registry up");
+            Some(registry)
+        }
+        None => None,
+    };
+    let encoder = ReadingEncoder::new(cfg.decode.format, avro_id)?;
 
     let (progress_tx, progress_rx) = watch::channel(Progress::default());
     let health = Arc::new(Health::default());
@@ -303,12 +292,11 @@ pub async fn demo(mut cfg: PipelineConfig, opts: DemoOptions) -> anyhow::Result<
     let readings_topic = cfg.kafka.readings_topic.clone();
     let inspections_topic = cfg.kafka.inspections_topic.clone();
     let pace = opts.pace;
-    let format = cfg.decode.format;
     let sim_task = tokio::spawn(async move {
         let r = play(
             &mut sim,
             &producer,
-            format,
+            encoder,
             &readings_topic,
             &inspections_topic,
             pace,
