@@ -60,7 +60,7 @@ pub fn parse_time(s: &str) -> Option<i64> {
     })
 }
 
-fn parse_label(s: &str, decimal: u8) -> Option<bool> {
+pub(super) fn parse_label(s: &str, decimal: u8) -> Option<bool> {
     let mut s = s.trim().to_ascii_lowercase();
     if decimal == b',' {
         s = s.replace(',', ".");

@@ -14,9 +14,13 @@
 //! size/hop - 1 windows of a file, which hold fewer readings than a full window) are neither
 //! trained on nor scored: their rows get no score and no alert, and are counted
 //! (`partial_windows`, `unscored_rows`).
+//!
+//! A JSON Lines file (`.jsonl`, `.ndjson`) stands for one series per line and machine
+//! (`jsonl.rs`): each is windowed, trained and scored as a CSV file would be.
 
 mod cells;
 mod input;
+mod jsonl;
 mod metrics;
 mod report;
 mod score;
@@ -156,14 +160,28 @@ fn interval_of(path: &Path, f: &CsvFile) -> anyhow::Result<i64> {
         .with_context(|| format!("{}: fewer than two distinct times", path.display()))
 }
 
-/// Head split: the model trains on the file's head and scores the rest.
+/// Reads one input: a CSV file is one series, a JSON Lines file (`.jsonl`, `.ndjson`) one
+/// series per machine, named `<file>#<line>:<machine>`.
+fn load(
+    path: &Path,
+    cfg: &PipelineConfig,
+    o: &BacktestOptions,
+) -> anyhow::Result<Vec<(PathBuf, CsvFile)>> {
+    if jsonl::is_jsonl(path) {
+        jsonl::read_jsonl(path, cfg, &o.label_col)
+    } else {
+        Ok(vec![(path.to_path_buf(), read_csv(path, &o.layout())?)])
+    }
+}
+
+/// Head split: the model trains on the series' head and scores the rest.
 fn run_head_file(
     path: &Path,
+    f: CsvFile,
     cfg: &PipelineConfig,
     o: &BacktestOptions,
     split: TrainSplit,
 ) -> anyhow::Result<FileOutcome> {
-    let f = read_csv(path, &o.layout())?;
     let rows = &f.rows;
     let interval = interval_of(path, &f)?;
     let g = Geometry::new(interval, o.window_ms, o.slide_ms);
@@ -216,10 +234,9 @@ fn run_with_history(
     cfg: &PipelineConfig,
     o: &BacktestOptions,
 ) -> anyhow::Result<(TrainReport, Vec<FileOutcome>)> {
-    let layout = o.layout();
     let mut files = Vec::with_capacity(o.train_csv.len());
     for path in &o.train_csv {
-        files.push((path, read_csv(path, &layout)?));
+        files.extend(load(path, cfg, o)?);
     }
     let Some((first_path, first)) = files.first() else {
         bail!("give at least one --train-csv file");
@@ -252,21 +269,22 @@ fn run_with_history(
             cells: f.cells.clone(),
         });
     }
-    let what = if o.train_csv.len() == 1 {
+    let what = if files.len() == 1 {
         first_path.to_path_buf()
     } else {
-        PathBuf::from(format!("{} training files", o.train_csv.len()))
+        PathBuf::from(format!("{} training series", files.len()))
     };
     // Every scored file is read and checked before the (slow) training.
     let mut scored = Vec::with_capacity(o.csv.len());
-    for path in &o.csv {
-        let f = read_csv(path, &layout)?;
-        check_channels(path, &f.channels, &names, first_path)?;
-        let interval = interval_of(path, &f)?;
-        if Geometry::new(interval, o.window_ms, o.slide_ms).size_ms != g.size_ms {
-            tracing::warn!(file = %path.display(), interval_ms = interval, "sampled unlike the training files; scored with the training files' windows");
+    for input in &o.csv {
+        for (path, f) in load(input, cfg, o)? {
+            check_channels(&path, &f.channels, &names, first_path)?;
+            let interval = interval_of(&path, &f)?;
+            if Geometry::new(interval, o.window_ms, o.slide_ms).size_ms != g.size_ms {
+                tracing::warn!(file = %path.display(), interval_ms = interval, "sampled unlike the training files; scored with the training files' windows");
+            }
+            scored.push((path, f, interval));
         }
-        scored.push((path, f, interval));
     }
     let fitted = fit(cfg, &o.baseline, inputs, &train_rows, &what, g.overlap())?;
     let mut outcomes = Vec::with_capacity(scored.len());
@@ -274,7 +292,7 @@ fn run_with_history(
         let fw = FileWindows::build(&f.rows, &channels, &g)?;
         let out = score_rows(cfg, &fitted, &fw, &f.rows, &g)?;
         outcomes.push(outcome(
-            path,
+            &path,
             f.channels,
             f.cells,
             interval,
@@ -386,8 +404,10 @@ pub fn backtest(cfg: &PipelineConfig, o: &BacktestOptions) -> anyhow::Result<Bac
     let (train, outcomes) = if o.train_csv.is_empty() {
         let split = o.split.unwrap_or(DEFAULT_SPLIT);
         let mut v = Vec::with_capacity(o.csv.len());
-        for path in &o.csv {
-            v.push(run_head_file(path, cfg, o, split)?);
+        for input in &o.csv {
+            for (path, f) in load(input, cfg, o)? {
+                v.push(run_head_file(&path, f, cfg, o, split)?);
+            }
         }
         (None, v)
     } else {

@@ -97,6 +97,18 @@ pub struct DecodeSection {
     pub registry: RegistrySection,
 }
 
+impl DecodeSection {
+    /// The decoders' limits from these settings.
+    pub fn limits(&self) -> linewatch_window::DecodeLimits {
+        linewatch_window::DecodeLimits {
+            max_message_bytes: self.max_message_bytes,
+            min_ts_ms: self.min_ts.timestamp_millis(),
+            max_ts_ms: self.max_ts.timestamp_millis(),
+            max_channels: self.max_channels,
+        }
+    }
+}
+
 /// `[decode.registry]`: a Confluent-compatible schema registry (the Avro formats).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]

@@ -103,12 +103,7 @@ impl Pipeline {
             cfg.window.idle_timeout.as_millis() as u64,
         );
         window_cfg.validate().context("window config")?;
-        let limits = DecodeLimits {
-            max_message_bytes: cfg.decode.max_message_bytes,
-            min_ts_ms: cfg.decode.min_ts.timestamp_millis(),
-            max_ts_ms: cfg.decode.max_ts.timestamp_millis(),
-            max_channels: cfg.decode.max_channels,
-        };
+        let limits = cfg.decode.limits();
         crate::preflight::ensure_writable_dir(&cfg.sink.out, "sink.out")?;
         crate::preflight::ensure_writable_dir(&cfg.models_root(), "retrain.models_dir")?;
         let schemas: Option<Box<dyn linewatch_window::SchemaSource>> =

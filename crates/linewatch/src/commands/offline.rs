@@ -10,7 +10,9 @@ use linewatch_runtime::config::PipelineConfig;
 #[derive(Debug, Args)]
 pub(crate) struct BacktestArgs {
     /// A labelled CSV file to score (repeat for several). Without --train-csv each is its own
-    /// experiment (trained on its head); with --train-csv each is scored whole.
+    /// experiment (trained on its head); with --train-csv each is scored whole. A `.jsonl` /
+    /// `.ndjson` file is a dump of a readings topic in the pipeline's decode.format (json or
+    /// json_long): one series per line and machine, labels from the --label-col key.
     #[arg(long = "csv", required = true)]
     csv: Vec<PathBuf>,
     /// Normal history to fit ONE model (and the PCA baseline) on (repeatable; each file is
