@@ -6,7 +6,7 @@
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 
-use commands::bench::{BenchCommand, bench_detect, bench_models};
+use commands::bench::{BenchCommand, bench_detect, bench_models, bench_pipeline};
 use commands::offline::{BacktestArgs, ReportArgs, TrainArgs, backtest, report, train};
 use commands::stream::{DemoArgs, RunArgs, SimulateArgs, run, run_demo, simulate};
 
@@ -72,6 +72,12 @@ fn main() -> anyhow::Result<()> {
         Command::Report(a) => report(a),
         Command::Bench(BenchCommand::Models { device }) => bench_models(&device),
         Command::Bench(BenchCommand::Detect(a)) => bench_detect(a),
+        Command::Bench(BenchCommand::Pipeline {
+            readings,
+            train_readings,
+            machines,
+            out,
+        }) => bench_pipeline(readings, train_readings, machines, out),
     }
 }
 
