@@ -7,6 +7,7 @@
 mod common;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
+use std::path::Path;
 use std::time::Duration;
 
 use arrow_array::{Array, StringArray};
@@ -333,6 +334,36 @@ async fn a_flood_of_bad_messages_is_dead_lettered_once_each_in_batches() {
     assert!(summary.contains("\"not_json\": 20000"), "{summary}");
 }
 
+/// Runs the pipeline with `env` over the messages already produced to `t`'s readings topic,
+/// until every window `events` close by watermark is written; checks those windows against
+/// `expected` (the wide readings' windows) and the dead letters' reasons against `dlq`.
+fn run_and_check_windows(
+    t: &Topics,
+    toml: &Path,
+    out: &Path,
+    env: &[(&str, &str)],
+    events: &[linewatch_sim::SimEvent],
+    expected: &BTreeMap<(String, i64), Vec<f64>>,
+    dlq: &[&str],
+) {
+    let log = toml.with_file_name("linewatch.log");
+    let child = spawn_with(&common::brokers(), toml, &log, env);
+    let expected = closed_by_watermark(expected, events);
+    wait_for_windows(out, &log, expected.len());
+    terminate(child, &log);
+    check_windows(out, &expected);
+    let reasons: Vec<String> = common::read_all(&t.dlq, 1)
+        .iter()
+        .map(|m| {
+            m.headers
+                .get("linewatch.error")
+                .cloned()
+                .unwrap_or_default()
+        })
+        .collect();
+    assert_eq!(reasons, dlq);
+}
+
 /// Issue 13: readings in the long format (one channel value per message, other field names,
 /// epoch-second timestamps, the line constant) through `[decode] format = "json_long"` and a
 /// field mapping set from the environment: every closed window equals the one wide readings
@@ -363,7 +394,6 @@ async fn long_format_readings_make_the_windows_wide_ones_do() {
         }
     }
     common::produce(&common::producer_unbatched(), &t.readings, &long).await;
-    let log = dir.path().join("linewatch.log");
     let env = [
         ("LINEWATCH__DECODE__FORMAT", "json_long"),
         ("LINEWATCH__DECODE__FIELDS__LINE_CONSTANT", "press-3"),
@@ -371,17 +401,7 @@ async fn long_format_readings_make_the_windows_wide_ones_do() {
         ("LINEWATCH__DECODE__FIELDS__TS", "/time"),
         ("LINEWATCH__DECODE__FIELDS__TS_FORMAT", "epoch_s"),
     ];
-    let child = spawn_with(&common::brokers(), &toml, &log, &env);
-    let expected = closed_by_watermark(&expected, &events);
-    wait_for_windows(&out, &log, expected.len());
-    terminate(child, &log);
-    check_windows(&out, &expected);
-    let dlq = common::read_all(&t.dlq, 1);
-    assert!(
-        dlq.is_empty(),
-        "dead letters: {:?}",
-        dlq.first().map(|m| &m.headers)
-    );
+    run_and_check_windows(&t, &toml, &out, &env, &events, &expected, &[]);
 }
 
 /// Issue 13: Sparkplug B through `[decode] format = "sparkplug_b"`: DDATA payloads keyed by
@@ -417,14 +437,8 @@ async fn sparkplug_b_readings_make_the_windows_wide_ones_do() {
     for e in &events {
         if let linewatch_sim::SimEvent::Reading(r) = e {
             seq += 1;
-            let reading = linewatch_window::Reading {
-                line: r.line.to_string(),
-                machine: r.machine.to_string(),
-                ts_ms: r.ts_ms,
-                values: r.values.iter().map(|(c, v)| (c.to_string(), *v)).collect(),
-            };
             msgs.push(linewatch_window::encode_sparkplug_ddata(
-                &reading,
+                &linewatch_commands::demo::wide(r),
                 "linewatch-sim",
                 seq,
             ));
@@ -439,19 +453,16 @@ async fn sparkplug_b_readings_make_the_windows_wide_ones_do() {
         prost::Message::encode_to_vec(&birth),
     ));
     common::produce(&common::producer_unbatched(), &t.readings, &msgs).await;
-    let log = dir.path().join("linewatch.log");
     let env = [("LINEWATCH__DECODE__FORMAT", "sparkplug_b")];
-    let child = spawn_with(&common::brokers(), &toml, &log, &env);
-    let expected = closed_by_watermark(&expected, &events);
-    wait_for_windows(&out, &log, expected.len());
-    terminate(child, &log);
-    check_windows(&out, &expected);
-    let dlq = common::read_all(&t.dlq, 1);
-    let reasons: Vec<Option<&String>> = dlq
-        .iter()
-        .map(|m| m.headers.get("linewatch.error"))
-        .collect();
-    assert_eq!(reasons, vec![Some(&"sparkplug_topic".to_string())]);
+    run_and_check_windows(
+        &t,
+        &toml,
+        &out,
+        &env,
+        &events,
+        &expected,
+        &["sparkplug_topic"],
+    );
 }
 
 /// The schema the Avro test writes with: a wide reading, time as timestamp-millis.
@@ -547,22 +558,19 @@ async fn avro_readings_through_a_schema_registry_make_the_windows_wide_ones_do()
     unknown[1..5].copy_from_slice(&99u32.to_be_bytes());
     msgs.push(("m-000".to_string(), unknown));
     common::produce(&common::producer_unbatched(), &t.readings, &msgs).await;
-    let log = dir.path().join("linewatch.log");
     let env = [
         ("LINEWATCH__DECODE__FORMAT", "avro"),
         ("LINEWATCH__DECODE__REGISTRY__URL", registry.as_str()),
     ];
-    let child = spawn_with(&common::brokers(), &toml, &log, &env);
-    let expected = closed_by_watermark(&expected, &events);
-    wait_for_windows(&out, &log, expected.len());
-    terminate(child, &log);
-    check_windows(&out, &expected);
-    let dlq = common::read_all(&t.dlq, 1);
-    let reasons: Vec<Option<&String>> = dlq
-        .iter()
-        .map(|m| m.headers.get("linewatch.error"))
-        .collect();
-    assert_eq!(reasons, vec![Some(&"avro_unknown_schema".to_string())]);
+    run_and_check_windows(
+        &t,
+        &toml,
+        &out,
+        &env,
+        &events,
+        &expected,
+        &["avro_unknown_schema"],
+    );
     // Schema 1 once, schema 99 once (its 404).
     assert_eq!(asked.load(std::sync::atomic::Ordering::SeqCst), 2);
 }

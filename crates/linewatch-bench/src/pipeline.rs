@@ -16,13 +16,13 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
-use linewatch_runtime::alerter::{Alerter, ScoredWindow};
+use linewatch_runtime::alerter::Alerter;
 use linewatch_runtime::config::PipelineConfig;
 use linewatch_runtime::model_store::Snapshot;
 use linewatch_runtime::output::{ScoredRows, alerts_batch, open_table};
-use linewatch_runtime::scoring::{ModelInputs, score_windows};
+use linewatch_runtime::scoring::{ModelInputs, score_windows, scored_window};
 use linewatch_sim::{SimEvent, Simulator};
-use linewatch_window::{ChannelSet, ClosedWindow, FeatureSchema, WindowConfig, Windower};
+use linewatch_window::{ChannelSet, ClosedWindow, FeatureSchema, Windower};
 use serde::Serialize;
 
 /// Windows gathered before they are scored together (the stream scores what one poll
@@ -126,12 +126,7 @@ pub fn bench_pipeline(o: &PipelineOptions) -> anyhow::Result<PipelineReport> {
     let channels = Arc::new(ChannelSet::new(cfg.window.channels.iter())?);
     let schema = FeatureSchema::new(channels.clone());
     let inputs = ModelInputs::new(&schema, &cfg.model.stats);
-    let window_cfg = WindowConfig::hopping(
-        cfg.window.size.as_millis() as u64,
-        cfg.slide().as_millis() as u64,
-        cfg.window.allowed_lateness.as_millis() as u64,
-        cfg.window.idle_timeout.as_millis() as u64,
-    );
+    let window_cfg = cfg.window_config();
     let limits = cfg.decode.limits();
 
     // The messages, in memory (making them is not timed).
@@ -224,18 +219,7 @@ pub fn bench_pipeline(o: &PipelineOptions) -> anyhow::Result<PipelineReport> {
         let t = Instant::now();
         let (n, mut opened) = (closed.len(), 0);
         for (win, row) in closed.into_iter().zip(scored.rows) {
-            if let Some(a) = alerter.observe(&ScoredWindow {
-                line: &win.key.line,
-                machine: &win.key.machine,
-                window_start_ms: win.start_ms,
-                window_end_ms: win.end_ms,
-                anomaly_score: row.anomaly_score,
-                threshold: row.threshold,
-                p_value: row.p_value,
-                defect_prob: row.defect_prob,
-                model_version: row.model_version.as_deref(),
-                top_features: &row.top_features,
-            }) {
+            if let Some(a) = alerter.observe(&scored_window(&win, &row)) {
                 alerts.push(a);
                 opened += 1;
             }

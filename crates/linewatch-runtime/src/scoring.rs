@@ -93,6 +93,25 @@ pub struct Scored {
     pub features: Vec<Vec<f64>>,
 }
 
+/// What the alerter sees of window `w` scored as `row`.
+pub fn scored_window<'a>(
+    w: &'a ClosedWindow,
+    row: &'a RowScore,
+) -> crate::alerter::ScoredWindow<'a> {
+    crate::alerter::ScoredWindow {
+        line: &w.key.line,
+        machine: &w.key.machine,
+        window_start_ms: w.start_ms,
+        window_end_ms: w.end_ms,
+        anomaly_score: row.anomaly_score,
+        threshold: row.threshold,
+        p_value: row.p_value,
+        defect_prob: row.defect_prob,
+        model_version: row.model_version.as_deref(),
+        top_features: &row.top_features,
+    }
+}
+
 /// Rows with null scores (warm-up, or a scoring failure).
 pub fn unscored(inputs: &ModelInputs, closed: &[ClosedWindow]) -> Scored {
     Scored {

@@ -362,12 +362,7 @@ impl PipelineConfig {
                 format!("must divide window.size ({size} ms) and be positive, got {slide} ms"),
             ));
         }
-        let wc = linewatch_window::WindowConfig::hopping(
-            size,
-            slide,
-            ms(w.allowed_lateness),
-            ms(w.idle_timeout),
-        );
+        let wc = self.window_config();
         if let Err(e) = wc.validate() {
             use linewatch_window::ConfigError as W;
             let key = match &e {

@@ -91,6 +91,18 @@ impl PipelineConfig {
         self.window.slide.unwrap_or(self.window.size)
     }
 
+    /// The windower's settings from `[window]` (size, hop, allowed lateness, idle timeout, in
+    /// ms; a duration beyond u64 ms saturates, which the windower's checks refuse).
+    pub fn window_config(&self) -> linewatch_window::WindowConfig {
+        let ms = |v: Duration| u64::try_from(v.as_millis()).unwrap_or(u64::MAX);
+        linewatch_window::WindowConfig::hopping(
+            ms(self.window.size),
+            ms(self.slide()),
+            ms(self.window.allowed_lateness),
+            ms(self.window.idle_timeout),
+        )
+    }
+
     /// Where this pipeline's model versions live.
     pub fn models_root(&self) -> PathBuf {
         self.retrain.models_dir.join(&self.pipeline.name)

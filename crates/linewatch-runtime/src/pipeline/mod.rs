@@ -96,12 +96,7 @@ impl Pipeline {
             Arc::new(ChannelSet::new(cfg.window.channels.iter()).context("window.channels")?);
         let schema = FeatureSchema::new(channels.clone());
         let inputs = ModelInputs::new(&schema, &cfg.model.stats);
-        let window_cfg = WindowConfig::hopping(
-            cfg.window.size.as_millis() as u64,
-            cfg.slide().as_millis() as u64,
-            cfg.window.allowed_lateness.as_millis() as u64,
-            cfg.window.idle_timeout.as_millis() as u64,
-        );
+        let window_cfg = cfg.window_config();
         window_cfg.validate().context("window config")?;
         let limits = cfg.decode.limits();
         crate::preflight::ensure_writable_dir(&cfg.sink.out, "sink.out")?;

@@ -7,7 +7,7 @@ use linewatch_window::ClosedWindow;
 
 use super::Pipeline;
 use super::durability;
-use crate::alerter::{ScoredWindow, is_over};
+use crate::alerter::is_over;
 use crate::telemetry::events::{AlertRaised, ScoringFailed, WindowScore, WindowsScored};
 use crate::trainer::TrainRow;
 
@@ -67,18 +67,7 @@ impl Pipeline {
                 }
                 .emit();
             }
-            let alert = st.alerter.observe(&ScoredWindow {
-                line: &w.key.line,
-                machine: &w.key.machine,
-                window_start_ms: w.start_ms,
-                window_end_ms: w.end_ms,
-                anomaly_score: row.anomaly_score,
-                threshold: row.threshold,
-                p_value: row.p_value,
-                defect_prob: row.defect_prob,
-                model_version: row.model_version.as_deref(),
-                top_features: &row.top_features,
-            });
+            let alert = st.alerter.observe(&crate::scoring::scored_window(&w, &row));
             let alerted = st.alerter.is_open(&w.key.machine);
             if let Some(a) = alert {
                 AlertRaised {
