@@ -34,7 +34,7 @@ const FILE_ROWS: usize = 50_000;
 /// What to run.
 #[derive(Debug, Clone)]
 pub struct PipelineOptions {
-    /// Readings timed.
+    /// Readings timed (rounded up to whole seconds of the line).
     pub readings: usize,
     /// Readings the model is trained on first, untimed.
     pub train_readings: usize,

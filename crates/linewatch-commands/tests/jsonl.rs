@@ -140,6 +140,18 @@ fn a_line_the_stream_would_dead_letter_is_an_error_naming_it() {
         .to_string();
     assert!(e.contains("line 301"), "{e}");
     assert!(e.contains("non_numeric_value"), "{e}");
+    // A label that is not one: the line and the accepted forms.
+    let bad_label = d.join("label.jsonl");
+    dump(&[("m-a", &a)], false, &bad_label);
+    let text =
+        std::fs::read_to_string(&bad_label)
+            .unwrap()
+            .replacen("\"label\":0", "\"label\":2", 1);
+    std::fs::write(&bad_label, text).unwrap();
+    let e = backtest::backtest(&cfg, &head_split(vec![bad_label], d.join("o")))
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("line 1:") && e.contains("yes/no"), "{e}");
     // Sparkplug or Avro dumps are not JSON Lines.
     let mut spb = cfg.clone();
     spb.decode.format = linewatch_window::Format::SparkplugB;

@@ -81,6 +81,8 @@ impl RegistryClient {
             )
             .build()
             .into();
+        tracing::info!(registry = %base, authenticated = authorization.is_some(),
+            "Avro schemas come from this schema registry (fetched by id, on first use)");
         Ok(Self {
             base,
             authorization,

@@ -73,9 +73,18 @@ pub(super) fn read_jsonl(
                 path.display()
             )
         };
-        let label = label_of(&text, label_key).map_err(|why| refused("label", why))?;
-        match decoder.decode(text.as_bytes(), None) {
-            Ok(Decoded::Reading(r)) => {
+        let decoded = decoder
+            .decode(text.as_bytes(), None)
+            .map_err(|e| refused(e.reason(), e.to_string()))?;
+        let label = label_of(&text, label_key).map_err(|why| {
+            anyhow::anyhow!(
+                "{}: line {n}: {why}; a label is 1/0, true/false, yes/no or anomaly/normal \
+                 (absent or null = normal)",
+                path.display()
+            )
+        })?;
+        match decoded {
+            Decoded::Reading(r) => {
                 series
                     .entry((r.line, r.machine))
                     .or_default()
@@ -86,7 +95,7 @@ pub(super) fn read_jsonl(
                         label,
                     });
             }
-            Ok(Decoded::Value(v)) => {
+            Decoded::Value(v) => {
                 let at = series
                     .entry((v.line, v.machine))
                     .or_default()
@@ -103,8 +112,7 @@ pub(super) fn read_jsonl(
                 }
                 inst.label |= label;
             }
-            Ok(Decoded::Sparkplug(_)) => bail!("{}: not a JSON format", path.display()),
-            Err(e) => return Err(refused(e.reason(), e.to_string())),
+            Decoded::Sparkplug(_) => bail!("{}: not a JSON format", path.display()),
         }
     }
     if repeated > 0 {
@@ -130,17 +138,17 @@ pub(super) fn read_jsonl(
 
 /// `label_key` of the message: true/false, 1/0 or a label word; absent or null = normal.
 fn label_of(text: &str, label_key: &str) -> Result<bool, String> {
-    let v: serde_json::Value = serde_json::from_str(text).map_err(|e| e.to_string())?;
+    let v: serde_json::Value = serde_json::from_str(text).map_err(|e| format!("not JSON ({e})"))?;
     match v.get(label_key) {
         None | Some(serde_json::Value::Null) => Ok(false),
         Some(serde_json::Value::Bool(b)) => Ok(*b),
         Some(serde_json::Value::Number(x)) => {
-            parse_label(&x.to_string(), b'.').ok_or_else(|| format!("label {x}"))
+            parse_label(&x.to_string(), b'.').ok_or_else(|| format!("`{label_key}` is {x}"))
         }
         Some(serde_json::Value::String(s)) => {
-            parse_label(s, b'.').ok_or_else(|| format!("label {s:?}"))
+            parse_label(s, b'.').ok_or_else(|| format!("`{label_key}` is {s:?}"))
         }
-        Some(other) => Err(format!("label {other}")),
+        Some(other) => Err(format!("`{label_key}` is {other}")),
     }
 }
 

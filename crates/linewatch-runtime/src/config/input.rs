@@ -110,7 +110,7 @@ impl DecodeSection {
 }
 
 /// `[decode.registry]`: a Confluent-compatible schema registry (the Avro formats).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RegistrySection {
     /// Base URL, `http://` or `https://` (e.g. "http://schema-registry:8081"). Required by the
@@ -125,6 +125,18 @@ pub struct RegistrySection {
     /// Default "5s".
     #[serde(with = "humantime_serde")]
     pub timeout: Duration,
+}
+
+impl std::fmt::Debug for RegistrySection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never the password.
+        f.debug_struct("RegistrySection")
+            .field("url", &self.url)
+            .field("username", &self.username)
+            .field("password", &self.password.as_ref().map(|_| "<redacted>"))
+            .field("timeout", &self.timeout)
+            .finish()
+    }
 }
 
 impl Default for RegistrySection {
@@ -292,13 +304,19 @@ impl PipelineConfig {
         }
         // Unset with an Avro format is refused when the pipeline starts (`linewatch demo`
         // brings its own registry).
-        if let Some(u) = &d.registry.url
-            && !(u.starts_with("http://") || u.starts_with("https://"))
-        {
-            return Err(invalid(
-                "decode.registry.url",
-                format!("{u:?}: starts with http:// or https://"),
-            ));
+        if let Some(u) = &d.registry.url {
+            let host = u
+                .strip_prefix("http://")
+                .or_else(|| u.strip_prefix("https://"))
+                .map(|rest| rest.split('/').next().unwrap_or_default());
+            if host.is_none_or(str::is_empty) {
+                return Err(invalid(
+                    "decode.registry.url",
+                    format!(
+                        "{u:?}: must be http:// or https:// and a host, e.g. \"http://schema-registry:8081\""
+                    ),
+                ));
+            }
         }
         if d.registry.timeout.is_zero() {
             return Err(invalid("decode.registry.timeout", "0s: must be positive"));

@@ -135,6 +135,10 @@ fn every_setting_that_would_do_nothing_or_worse_is_named() {
             "[decode.registry]\nurl = \"http://r:8081\"\ntimeout = \"0s\"",
             "decode.registry.timeout",
         ),
+        (
+            "[decode.registry]\nurl = \"http://\"",
+            "decode.registry.url",
+        ),
         ("[decode]\nmax_channels = 1", "decode.max_channels"),
         (
             "[decode]\nmax_message_bytes = 10",

@@ -21,7 +21,8 @@ pub(crate) enum BenchCommand {
     /// decode -> windows -> scoring (32 model inputs) -> alerts -> Parquet; readings/s and
     /// each stage's time as one JSON object.
     Pipeline {
-        /// Readings timed.
+        /// Readings timed (rounded up to whole seconds of the line: every machine reads once
+        /// a second).
         #[arg(long, default_value_t = 1_000_000)]
         readings: usize,
         /// Readings the model is trained on first, untimed (from about 240,000 the model

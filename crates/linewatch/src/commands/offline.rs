@@ -32,7 +32,8 @@ pub(crate) struct BacktestArgs {
     /// Time column: RFC 3339, "YYYY-MM-DD HH:MM:SS" (UTC) or epoch seconds/milliseconds.
     #[arg(long, default_value = "timestamp")]
     time_col: String,
-    /// Label column: 1/0 or true/false (1 = anomalous row).
+    /// Label column (JSON Lines: the message's key): 1/0, true/false, yes/no or
+    /// anomaly/normal; empty (or absent) = normal.
     #[arg(long, default_value = "label")]
     label_col: String,
     /// A column that is neither a sensor nor the time or label (repeatable).
@@ -154,7 +155,7 @@ pub(crate) fn backtest(a: BacktestArgs) -> anyhow::Result<()> {
     let summary = backtest::backtest(&cfg, &opts)?;
     let b = &summary.baseline;
     eprintln!(
-        "linewatch backtest: {} rows of {} files; model: precision {}, recall {}, F1 {}, false \
+        "linewatch backtest: {} rows of {} series (a CSV file, or one machine of a JSON Lines file); model: precision {}, recall {}, F1 {}, false \
          alarms {}, PR-AUC {}; PCA (T² or SPE): precision {}, recall {}, F1 {}, false alarms \
          {}, PR-AUC {}; T² alone: recall {}, false alarms {}; SPE alone: recall {}, false \
          alarms {}. Rows in {}",

@@ -68,9 +68,12 @@ pub(crate) struct DemoArgs {
 pub(crate) async fn run(a: RunArgs) -> anyhow::Result<()> {
     let cfg = PipelineConfig::load(&a.pipeline)?;
     let health = std::sync::Arc::new(linewatch_runtime::telemetry::Health::default());
-    let ops = OpsEndpoint::start(&cfg.http.listen, health.clone()).await?;
+    // The pipeline first: its checks (outputs writable, a schema registry for Avro) fail
+    // before anything is served.
+    let listen = cfg.http.listen.clone();
     let (progress_tx, _progress_rx) = tokio::sync::watch::channel(Default::default());
-    let pipeline = linewatch_runtime::pipeline::Pipeline::new(cfg, progress_tx, health)?;
+    let pipeline = linewatch_runtime::pipeline::Pipeline::new(cfg, progress_tx, health.clone())?;
+    let ops = OpsEndpoint::start(&listen, health).await?;
     let progress = pipeline.run(shutdown_signal()).await?;
     if let Some(ops) = ops {
         ops.stop().await;
