@@ -10,9 +10,9 @@ mod common;
 use std::time::Instant;
 
 use linewatch_window::{
-    AvroDecoder, DecodeLimits, Decoded, FeatureSchema, FieldMap, Format, SchemaFetchError,
-    SchemaSource, SparkplugDecoder, SparkplugMap, Windower, decode_reading, decode_reading_ref,
-    encode_sparkplug_ddata,
+    AvroDecoder, DecodeLimits, Decoded, FeatureSchema, FieldMap, Format, LongAssembler,
+    MappedDecoder, SchemaFetchError, SchemaSource, SparkplugDecoder, SparkplugMap, Windower,
+    decode_reading, decode_reading_ref, encode_sparkplug_ddata,
 };
 
 /// A wide reading in Avro: the contract's field names, values as a map of doubles.
@@ -120,6 +120,48 @@ fn main() {
         (n * 8) as f64 / best_spb,
         n as f64 / best_spb,
         spb_bytes as f64 / n as f64
+    );
+
+    // The same readings in the long format: one JSON message per channel value (default long
+    // mapping), decoded and gathered back into readings.
+    let long: Vec<Vec<u8>> = msgs
+        .iter()
+        .flat_map(|m| {
+            let r = decode_reading(m, &limits).unwrap();
+            r.values
+                .iter()
+                .map(|(tag, v)| {
+                    serde_json::json!({
+                        "line": r.line, "machine": r.machine, "ts": r.ts_ms, "tag": tag, "value": v
+                    })
+                    .to_string()
+                    .into_bytes()
+                })
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    let long_bytes: usize = long.iter().map(Vec::len).sum();
+    let best_long = (0..3)
+        .map(|_| {
+            let d = MappedDecoder::new(Format::JsonLong, FieldMap::default(), limits.clone());
+            let mut a = LongAssembler::new();
+            let t = Instant::now();
+            let mut readings = 0usize;
+            for (seq, m) in long.iter().enumerate() {
+                if let Decoded::Value(v) = d.decode(m, None).unwrap() {
+                    readings += a.push(v, seq as u64).readings.len();
+                }
+            }
+            readings += a.flush_older_than(i64::MAX).len();
+            assert_eq!(readings, n);
+            t.elapsed().as_secs_f64()
+        })
+        .fold(f64::INFINITY, f64::min);
+    println!(
+        "json_long decode + gather:   {:>10.0} values/s ({:.0} readings/s, {:.0} bytes avg)",
+        long.len() as f64 / best_long,
+        n as f64 / best_long,
+        long_bytes as f64 / long.len() as f64
     );
 
     // The same readings as Avro records in the Confluent wire format.
