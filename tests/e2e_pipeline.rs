@@ -334,6 +334,20 @@ async fn a_flood_of_bad_messages_is_dead_lettered_once_each_in_batches() {
     assert!(summary.contains("\"not_json\": 20000"), "{summary}");
 }
 
+/// Each window's expected values, by (machine, window start).
+type ExpectedWindows = BTreeMap<(String, i64), Vec<f64>>;
+
+/// The first 15 minutes of the simulator's warm-up (it lasts an hour), and the windows their
+/// wide readings make.
+fn warmup_events() -> (Vec<linewatch_sim::SimEvent>, ExpectedWindows) {
+    let mut sim = Simulator::new(sim_config()).unwrap();
+    let events = sim.next_events(sim.warmup_end_ms() - 2_700_000);
+    let mut expected = BTreeMap::new();
+    let (wide, _) = messages(&events, &mut expected);
+    assert!(!wide.is_empty());
+    (events, expected)
+}
+
 /// Runs the pipeline with `env` over the messages already produced to `t`'s readings topic,
 /// until every window `events` close by watermark is written; checks those windows against
 /// `expected` (the wide readings' windows) and the dead letters' reasons against `dlq`.
@@ -343,7 +357,7 @@ fn run_and_check_windows(
     out: &Path,
     env: &[(&str, &str)],
     events: &[linewatch_sim::SimEvent],
-    expected: &BTreeMap<(String, i64), Vec<f64>>,
+    expected: &ExpectedWindows,
     dlq: &[&str],
 ) {
     let log = toml.with_file_name("linewatch.log");
@@ -373,12 +387,7 @@ async fn long_format_readings_make_the_windows_wide_ones_do() {
     let t = topics("e2e-long").await;
     let dir = common::workdir();
     let (toml, out, _) = write_pipeline(dir.path(), "long", &t);
-    let mut sim = Simulator::new(sim_config()).unwrap();
-    // The first 15 minutes of the warm-up (it lasts an hour).
-    let events = sim.next_events(sim.warmup_end_ms() - 2_700_000);
-    let mut expected = BTreeMap::new();
-    let (wide, _) = messages(&events, &mut expected);
-    assert!(!wide.is_empty());
+    let (events, expected) = warmup_events();
     let mut long = Vec::new();
     for e in &events {
         if let linewatch_sim::SimEvent::Reading(r) = e {
@@ -413,13 +422,9 @@ async fn sparkplug_b_readings_make_the_windows_wide_ones_do() {
     let t = topics("e2e-sparkplug").await;
     let dir = common::workdir();
     let (toml, out, _) = write_pipeline(dir.path(), "sparkplug", &t);
-    let mut sim = Simulator::new(sim_config()).unwrap();
-    let events = sim.next_events(sim.warmup_end_ms() - 2_700_000);
-    let mut expected = BTreeMap::new();
-    let (wide, _) = messages(&events, &mut expected);
-    assert!(!wide.is_empty());
+    let (events, expected) = warmup_events();
     let birth = linewatch_window::sparkplug_proto::Payload {
-        timestamp: Some(sim.config().start_ms as u64),
+        timestamp: Some(sim_config().start_ms as u64),
         seq: Some(0),
         ..Default::default()
     };
@@ -464,13 +469,6 @@ async fn sparkplug_b_readings_make_the_windows_wide_ones_do() {
         &["sparkplug_topic"],
     );
 }
-
-/// The schema the Avro test writes with: a wide reading, time as timestamp-millis.
-const AVRO_SCHEMA: &str = r#"{"type":"record","name":"Reading","namespace":"plant","fields":[
-  {"name":"line","type":"string"},
-  {"name":"machine","type":"string"},
-  {"name":"ts","type":{"type":"long","logicalType":"timestamp-millis"}},
-  {"name":"values","type":{"type":"map","values":"double"}}]}"#;
 
 /// A schema registry on loopback that knows one schema, id 1 (the documented
 /// `GET /schemas/ids/{id}` answer), and 404 for any other id; it counts the requests.
@@ -517,41 +515,19 @@ fn registry_serving(
 /// dead-lettered (`avro_unknown_schema`).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn avro_readings_through_a_schema_registry_make_the_windows_wide_ones_do() {
-    use apache_avro::types::Value as Avro;
     let t = topics("e2e-avro").await;
     let dir = common::workdir();
     let (toml, out, _) = write_pipeline(dir.path(), "avro", &t);
-    let (registry, asked) = registry_serving(AVRO_SCHEMA);
-    let schema = apache_avro::Schema::parse_str(AVRO_SCHEMA).unwrap();
-    let mut sim = Simulator::new(sim_config()).unwrap();
-    let events = sim.next_events(sim.warmup_end_ms() - 2_700_000);
-    let mut expected = BTreeMap::new();
-    let (wide, _) = messages(&events, &mut expected);
-    assert!(!wide.is_empty());
-    let frame = |id: u32, value: Avro| {
-        let mut m = vec![0u8];
-        m.extend_from_slice(&id.to_be_bytes());
-        m.extend(apache_avro::to_avro_datum(&schema, value).unwrap());
-        m
-    };
+    let format = linewatch_window::Format::Avro;
+    let (registry, asked) =
+        registry_serving(linewatch_commands::demo::avro_schema(format).unwrap());
+    let (events, expected) = warmup_events();
+    // The simulator's own Avro writer, under schema id 1.
+    let mut encoder = linewatch_commands::demo::ReadingEncoder::new(format, Some(1)).unwrap();
     let mut msgs = Vec::new();
     for e in &events {
         if let linewatch_sim::SimEvent::Reading(r) = e {
-            let value = Avro::Record(vec![
-                ("line".into(), Avro::String(r.line.to_string())),
-                ("machine".into(), Avro::String(r.machine.to_string())),
-                ("ts".into(), Avro::TimestampMillis(r.ts_ms)),
-                (
-                    "values".into(),
-                    Avro::Map(
-                        r.values
-                            .iter()
-                            .map(|(c, v)| (c.to_string(), Avro::Double(*v)))
-                            .collect(),
-                    ),
-                ),
-            ]);
-            msgs.push((r.machine.to_string(), frame(1, value)));
+            msgs.extend(encoder.encode(r).unwrap());
         }
     }
     let mut unknown = msgs[0].1.clone();
