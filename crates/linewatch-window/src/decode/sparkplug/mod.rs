@@ -367,7 +367,17 @@ impl SparkplugDecoder {
                         channel: echo(&name),
                     });
                 }
-                Read::Invalid(e) => return Err(e(echo(&name))),
+                Read::NonFinite => {
+                    return Err(DecodeError::NonFiniteValue {
+                        channel: echo(&name),
+                    });
+                }
+                Read::OutOfRange(value) => {
+                    return Err(DecodeError::ValueOutOfRange {
+                        channel: echo(&name),
+                        value,
+                    });
+                }
             };
             let ts = m
                 .timestamp

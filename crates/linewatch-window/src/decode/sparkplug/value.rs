@@ -2,7 +2,7 @@
 
 use super::proto::payload::metric::Value as V;
 use super::proto::{DataType, payload::Metric};
-use crate::decode::{DecodeError, MAX_ABS_VALUE};
+use crate::decode::MAX_ABS_VALUE;
 
 /// What a metric holds, for a reading.
 pub(super) enum Read {
@@ -14,8 +14,10 @@ pub(super) enum Read {
     Null,
     /// An integer whose datatype is not known: its sign cannot be read.
     UnknownDatatype,
-    /// A value that cannot be read; the function builds the error from the channel name.
-    Invalid(Box<dyn FnOnce(String) -> DecodeError>),
+    /// Not finite (NaN, infinities): `non_finite_value`.
+    NonFinite,
+    /// Beyond [`MAX_ABS_VALUE`] or its datatype: `value_out_of_range`.
+    OutOfRange(f64),
 }
 
 /// `m`'s value under `datatype` (the metric's own, else its birth's).
@@ -42,12 +44,9 @@ pub(super) fn numeric(datatype: Option<u32>, m: &Metric) -> Read {
 
 fn finite(x: f64) -> Read {
     if !x.is_finite() {
-        Read::Invalid(Box::new(|channel| DecodeError::NonFiniteValue { channel }))
+        Read::NonFinite
     } else if x.abs() > MAX_ABS_VALUE {
-        Read::Invalid(Box::new(move |channel| DecodeError::ValueOutOfRange {
-            channel,
-            value: x,
-        }))
+        Read::OutOfRange(x)
     } else {
         Read::Value(x)
     }
@@ -92,10 +91,7 @@ fn integer(dt: Option<DataType>, raw: u64, width: u32) -> Read {
     };
     match x {
         Some(x) => Read::Value(x),
-        None => Read::Invalid(Box::new(move |channel| DecodeError::ValueOutOfRange {
-            channel,
-            value: raw as f64,
-        })),
+        None => Read::OutOfRange(raw as f64),
     }
 }
 
@@ -173,7 +169,7 @@ mod tests {
                     ..Metric::default()
                 }
             ),
-            Read::Invalid(_)
+            Read::NonFinite
         ));
         let no_type = Metric {
             value: Some(V::IntValue(3)),
