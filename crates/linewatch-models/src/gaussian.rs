@@ -5,11 +5,10 @@
 //! `Sigma = a mu I + (1 - a) S` (`S` the sample covariance, `mu = tr(S) / d`), its score
 //! `-P (z - m)` with `P = Sigma^-1`, and its log-density drop from the centre
 //! `-0.5 (z - m)^T P (z - m)`: half the squared Mahalanobis distance, Hotelling's T² statistic
-//! of the window. The shrinkage intensity `a` is Ledoit & Wolf's (2004, "A well-conditioned
-//! estimator for large-dimensional covariance matrices", J. Multivariate Anal. 88, Theorem 1
-//! and Lemmas 3.2-3.4) unless fixed: a short history of many features gives a sample
-//! covariance whose smallest eigenvalues are far too small, and a score that is sure of itself
-//! along exactly those directions.
+//! of the window. The shrinkage intensity `a` is given, or Ledoit & Wolf's (2004, "A
+//! well-conditioned estimator for large-dimensional covariance matrices", J. Multivariate Anal.
+//! 88, Theorem 1 and Lemmas 3.2-3.4); the score model chooses it for detection by default
+//! (`score::Shrinkage`).
 //!
 //! The whitening map `u = W (z - m)` with `W = Lambda^-1/2 V^T` (`Sigma = V Lambda V^T`) turns
 //! the Gaussian part into a standard normal, `W^T W = P`. The RePU residual of the score model
@@ -55,24 +54,35 @@ impl Whitener {
                 "non-finite standardised value".into(),
             ));
         }
-        let x = DMatrix::from_row_slice(n, d, z);
-        let mean: Vec<f64> = (0..d).map(|j| x.column(j).mean()).collect();
-        let mut xc = x;
-        for j in 0..d {
-            let m = mean[j];
-            xc.column_mut(j).add_scalar_mut(-m);
-        }
-        let s = xc.transpose() * &xc / n as f64;
+        let (mean, xc, s) = centred_covariance(z, n, d);
         let mu = s.trace() / d as f64;
         let a = match shrinkage {
-            Some(a) if (0.0..=1.0).contains(&a) => a,
-            Some(a) => {
-                return Err(ModelError::InvalidConfig(format!(
-                    "shrinkage {a} is not in [0, 1]"
-                )));
-            }
+            Some(a) => a,
             None => ledoit_wolf(&xc, &s, mu),
         };
+        Self::from_covariance(mean, s, a)
+    }
+
+    /// The Gaussian part of a given centre `m` and sample covariance `s` (`[d, d]`, standardised
+    /// units, divisor `n`) shrunk by a fixed `a` in `[0, 1]`: `Sigma = a mu I + (1 - a) S`, its
+    /// eigenvalues floored at `1e-6 mu`. Lets a caller reuse one covariance for several `a`.
+    ///
+    /// Errors: `a` out of range, a shape mismatch, or a non-finite whitening map.
+    pub(crate) fn from_covariance(mean: Vec<f64>, s: DMatrix<f64>, a: f64) -> Result<Self> {
+        let d = mean.len();
+        if s.nrows() != d || s.ncols() != d {
+            return Err(ModelError::InvalidInput(format!(
+                "covariance of shape {}x{} for {d} features",
+                s.nrows(),
+                s.ncols()
+            )));
+        }
+        if !(0.0..=1.0).contains(&a) {
+            return Err(ModelError::InvalidConfig(format!(
+                "shrinkage {a} is not in [0, 1]"
+            )));
+        }
+        let mu = s.trace() / d as f64;
         let mut sigma = s * (1.0 - a);
         for j in 0..d {
             sigma[(j, j)] += a * mu;
@@ -211,6 +221,22 @@ impl Whitener {
             .map(|j| (0..d).map(|k| self.w[k * d + j].powi(2)).sum())
             .collect()
     }
+}
+
+/// Column means, centred rows `[n, d]` and sample covariance (divisor `n`) of row-major `z`.
+pub(crate) fn centred_covariance(
+    z: &[f64],
+    n: usize,
+    d: usize,
+) -> (Vec<f64>, DMatrix<f64>, DMatrix<f64>) {
+    let x = DMatrix::from_row_slice(n, d, z);
+    let mean: Vec<f64> = (0..d).map(|j| x.column(j).mean()).collect();
+    let mut xc = x;
+    for (j, m) in mean.iter().enumerate() {
+        xc.column_mut(j).add_scalar_mut(-m);
+    }
+    let s = xc.transpose() * &xc / n as f64;
+    (mean, xc, s)
 }
 
 /// Ledoit-Wolf shrinkage intensity towards `mu I` for centred rows `xc` `[n, d]` with sample

@@ -47,6 +47,6 @@ pub use gaussian::Whitener;
 pub use isotonic::{IsoTarget, IsotonicConfig, IsotonicModel, Monotone, MonotonicityCheck};
 pub use mlp::{Init, Mlp, MlpConfig};
 pub use pava::{Direction, Interpolation, Pava};
-pub use score::{ResidualMode, ScoreBatch, ScoreConfig, ScoreModel, TraceEstimator};
+pub use score::{ResidualMode, ScoreBatch, ScoreConfig, ScoreModel, Shrinkage, TraceEstimator};
 pub use standardize::Standardizer;
 pub use train::{LrSchedule, Precision, TrainConfig, TrainReport};

@@ -3,7 +3,9 @@
 
 use candle_core::{DType, Device, Tensor};
 
-use super::{MAX_CALIBRATION, ResidualMode, ScoreConfig, ScoreModel, ScoreSummary, eval};
+use super::{
+    MAX_CALIBRATION, ResidualMode, ScoreConfig, ScoreModel, ScoreSummary, eval, shrinkage,
+};
 use crate::error::{ModelError, Result};
 use crate::gaussian::Whitener;
 use crate::mlp::{Directions, Mlp};
@@ -121,7 +123,10 @@ impl ScoreModel {
         let standardizer = Standardizer::fit(fit_raw, d)?;
         let (zf, _) = standardizer.transform(fit_raw, cfg.clip)?;
         let (zh, _) = standardizer.transform(held_raw, cfg.clip)?;
-        let gauss = Whitener::fit(&zf, d, cfg.shrinkage)?;
+        // The shrinkage is chosen (or estimated per fold) on contiguous blocks of every row;
+        // the same blocks' out-of-fold scores calibrate a Gaussian-only model.
+        let oof = shrinkage::out_of_fold(&rows, d, cfg, gap)?;
+        let gauss = Whitener::fit(&zf, d, oof.shrinkage)?;
         let uf = gauss.apply(&zf);
         let uh = gauss.apply(&zh);
         let gauss_held = gauss_ism_rows(&uh, d);
@@ -222,10 +227,10 @@ impl ScoreModel {
             None => {
                 // The Gaussian part on every row (cheap, and the most data), calibrated by
                 // out-of-fold scores of contiguous blocks.
-                let cal = Self::gaussian_out_of_fold(&rows, d, cfg, gap)?;
+                let cal = oof.scores;
                 let st = Standardizer::fit(&rows, d)?;
                 let (z, _) = st.transform(&rows, cfg.clip)?;
-                let g = Whitener::fit(&z, d, cfg.shrinkage)?;
+                let g = Whitener::fit(&z, d, oof.shrinkage)?;
                 let mut s = summary(n, gauss_loss);
                 s.shrinkage = g.shrinkage;
                 let m = Self::assemble(
@@ -322,38 +327,6 @@ impl ScoreModel {
             )?;
             let h = residual_ism_rows(net, &x, None, &mut r)?;
             out.extend(h.to_dtype(DType::F64)?.to_vec1::<f64>()?);
-        }
-        Ok(out)
-    }
-
-    /// Out-of-fold anomaly scores of the Gaussian model over `calibration_folds` contiguous
-    /// blocks of the time-ordered rows: each block is scored by a model (standardisation and
-    /// shrinkage covariance) fitted on the rows outside it, less `gap` rows at each border so
-    /// that no window shares readings with the block.
-    fn gaussian_out_of_fold(
-        rows: &[f64],
-        d: usize,
-        cfg: &ScoreConfig,
-        gap: usize,
-    ) -> Result<Vec<f64>> {
-        let n = rows.len() / d;
-        let k = cfg.calibration_folds.min(n);
-        let mut out = Vec::with_capacity(n);
-        for f in 0..k {
-            let (a, b) = (f * n / k, (f + 1) * n / k);
-            let mut train_rows = Vec::with_capacity(rows.len());
-            train_rows.extend_from_slice(&rows[..a.saturating_sub(gap) * d]);
-            train_rows.extend_from_slice(&rows[(b + gap).min(n) * d..]);
-            if train_rows.len() / d < 8 {
-                return Err(ModelError::InsufficientData(format!(
-                    "{n} rows: a calibration fold leaves fewer than 8 rows to fit on"
-                )));
-            }
-            let st = Standardizer::fit(&train_rows, d)?;
-            let (z, _) = st.transform(&train_rows, cfg.clip)?;
-            let g = Whitener::fit(&z, d, cfg.shrinkage)?;
-            let (zf, _) = st.transform(&rows[a * d..b * d], cfg.clip)?;
-            out.extend(gauss_ism_rows(&g.apply(&zf), d));
         }
         Ok(out)
     }

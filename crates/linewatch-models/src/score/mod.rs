@@ -5,7 +5,8 @@
 //! All computations happen in standardised space `z = (x - mean) / std` (see
 //! [`Standardizer`]). The score has two parts (see `docs/architecture.md`, "The method"):
 //!
-//! * a **Gaussian part** with a shrinkage covariance ([`Whitener`]; Ledoit & Wolf 2004): in
+//! * a **Gaussian part** with a shrinkage covariance ([`Whitener`], the intensity chosen by
+//!   out-of-fold power against single-feature steps, see [`Shrinkage`]): in
 //!   whitened coordinates `u = W (z - m)` its score is `-u`;
 //! * a **RePU residual** `r(u)` trained by implicit score matching (Hyvarinen 2005) on the
 //!   whitened rows, so that the full score is `s_u(u) = -u + r(u)` and
@@ -43,6 +44,7 @@
 
 mod eval;
 mod fit;
+mod shrinkage;
 #[cfg(test)]
 mod tests;
 
@@ -56,6 +58,7 @@ use crate::quadrature::GaussLegendre;
 use crate::standardize::Standardizer;
 use crate::train::TrainConfig;
 use fit::thin_sorted;
+pub use shrinkage::{SHRINKAGE_GRID, Shrinkage};
 
 /// How the training objective computes `tr(dr/du)`.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
@@ -136,8 +139,9 @@ pub struct ScoreConfig {
     /// Clamp standardised inputs to `[-clip, clip]`, and whitened inputs of the residual too
     /// (protects the polynomial network from overflow on wild inputs; `None` disables).
     pub clip: Option<f64>,
-    /// Covariance shrinkage intensity in `[0, 1]`; `None` = Ledoit-Wolf estimate.
-    pub shrinkage: Option<f64>,
+    /// How the covariance shrinkage of the Gaussian part is set (default: chosen by
+    /// out-of-fold power, see [`Shrinkage`]).
+    pub shrinkage: Shrinkage,
     /// Whether the RePU residual is trained and kept.
     pub residual: ResidualMode,
     /// Consecutive training rows that share readings (window size / hop; 1 for tumbling
@@ -161,7 +165,7 @@ impl Default for ScoreConfig {
             quadrature_nodes: 16,
             threshold_quantile: 0.99,
             clip: Some(20.0),
-            shrinkage: None,
+            shrinkage: Shrinkage::Auto,
             residual: ResidualMode::Auto,
             overlap: 1.0,
             calibration_folds: 10,
@@ -211,11 +215,9 @@ impl ScoreConfig {
         {
             return bad("clip must be finite and > 0");
         }
-        if let Some(a) = self.shrinkage
-            && !(0.0..=1.0).contains(&a)
-        {
-            return bad("shrinkage must be in [0, 1]");
-        }
+        self.shrinkage
+            .validate()
+            .map_err(ModelError::InvalidConfig)?;
         if !(self.overlap.is_finite() && self.overlap >= 1.0) {
             return bad("overlap must be finite and >= 1");
         }

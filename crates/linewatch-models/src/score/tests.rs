@@ -412,7 +412,7 @@ fn rejects_bad_input() {
             ..Default::default()
         },
         ScoreConfig {
-            shrinkage: Some(2.0),
+            shrinkage: Shrinkage::Fixed(2.0),
             ..Default::default()
         },
     ] {

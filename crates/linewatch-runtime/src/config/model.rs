@@ -43,9 +43,11 @@ pub struct ModelSection {
     /// contiguous time blocks) used as the alert threshold: the nominal share of normal
     /// windows over it. Default 0.99 (the usual 99 % control limit).
     pub threshold_quantile: f64,
-    /// Covariance shrinkage of the Gaussian part, in [0, 1]. Default: the Ledoit-Wolf
-    /// estimate (more shrinkage for short histories of many features).
-    pub shrinkage: Option<f64>,
+    /// Covariance shrinkage of the Gaussian part: "auto" (default: the intensity of
+    /// 0, 1e-4, 1e-3, 0.01, 0.1, 0.3, 1 that detects a one-standard-deviation step of a single
+    /// feature most often on held-out contiguous blocks of the history, at the calibrated
+    /// threshold), "ledoit_wolf" (Ledoit & Wolf 2004) or a fixed number in [0, 1].
+    pub shrinkage: linewatch_models::Shrinkage,
     /// The RePU residual beside the Gaussian part: "auto" (trained, kept only when it lowers
     /// the held-out score-matching loss by more than two standard errors), "off" or "always".
     /// Default "auto".
@@ -79,7 +81,7 @@ impl Default for ModelSection {
             holdout_fraction: 0.2,
             patience: 20,
             threshold_quantile: 0.99,
-            shrinkage: None,
+            shrinkage: linewatch_models::Shrinkage::Auto,
             residual: linewatch_models::ResidualMode::Auto,
             calibration_folds: 10,
             quadrature_nodes: 16,
@@ -233,7 +235,7 @@ impl PipelineConfig {
                 format!("{}: must be in [0.5, 1)", m.threshold_quantile),
             ));
         }
-        if let Some(a) = m.shrinkage {
+        if let linewatch_models::Shrinkage::Fixed(a) = m.shrinkage {
             fraction("model.shrinkage", a, 0.0, 1.0)?;
         }
         if m.calibration_folds < 2 {

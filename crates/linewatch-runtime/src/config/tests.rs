@@ -154,7 +154,6 @@ fn every_setting_that_would_do_nothing_or_worse_is_named() {
             "[model]\nthreshold_quantile = 1.0",
             "model.threshold_quantile",
         ),
-        ("[model]\nshrinkage = 1.5", "model.shrinkage"),
         ("[model]\ncalibration_folds = 1", "model.calibration_folds"),
         ("[model]\nquadrature_nodes = 1", "model.quadrature_nodes"),
         ("[model]\nstats = [\"mean\", \"mean\"]", "model.stats"),
@@ -215,6 +214,28 @@ fn every_setting_that_would_do_nothing_or_worse_is_named() {
             format!("[window]\n{channels}\n{section}\n")
         };
         assert_eq!(invalid_key(&text), key, "{section}");
+    }
+}
+
+#[test]
+fn shrinkage_is_auto_ledoit_wolf_or_a_fraction() {
+    use linewatch_models::Shrinkage;
+    let read = |v: &str| {
+        PipelineConfig::from_toml_with_env(
+            &format!("[window]\nchannels = [\"a\"]\n[model]\nshrinkage = {v}\n"),
+            "t",
+            env(&[]),
+        )
+        .map(|c| c.model.shrinkage)
+    };
+    assert_eq!(PipelineConfig::default().model.shrinkage, Shrinkage::Auto);
+    assert_eq!(read("\"auto\"").unwrap(), Shrinkage::Auto);
+    assert_eq!(read("\"ledoit_wolf\"").unwrap(), Shrinkage::LedoitWolf);
+    assert_eq!(read("0.2").unwrap(), Shrinkage::Fixed(0.2));
+    assert_eq!(read("0").unwrap(), Shrinkage::Fixed(0.0));
+    for bad in ["1.5", "\"bogus\""] {
+        let e = read(bad).unwrap_err().to_string();
+        assert!(e.contains("model.shrinkage"), "{bad}: {e}");
     }
 }
 
