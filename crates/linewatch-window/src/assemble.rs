@@ -10,25 +10,24 @@
 //! [`LongAssembler::min_pending_seq`] holds back the commit while an instant is open, so a
 //! restart replays it whole.
 
-use std::collections::HashMap;
+use hashbrown::HashMap;
 
-use crate::{LongValue, Reading};
+use crate::window::KeyRef;
+use crate::{LongValue, LongValueRef, MachineKey, Reading};
 
 /// The instant being gathered for one machine.
 #[derive(Debug)]
 struct Instant {
-    line: String,
-    machine: String,
     ts_ms: i64,
     values: Vec<(String, f64)>,
     min_seq: u64,
 }
 
 impl Instant {
-    fn into_reading(self) -> (Reading, u64) {
+    fn into_reading(self, line: &str, machine: &str) -> (Reading, u64) {
         let reading = Reading {
-            line: self.line,
-            machine: self.machine,
+            line: line.to_owned(),
+            machine: machine.to_owned(),
             ts_ms: self.ts_ms,
             values: self.values,
         };
@@ -39,8 +38,10 @@ impl Instant {
 /// What [`LongAssembler::push`] did.
 #[derive(Debug, Default, PartialEq)]
 pub struct Assembled {
-    /// Readings complete now, with the smallest offset of their values, oldest first.
-    pub readings: Vec<(Reading, u64)>,
+    /// The reading complete now (at most one per value: the instant this value closed, or
+    /// the value alone when it is older than its machine's instant), with the smallest offset
+    /// of its values.
+    pub reading: Option<(Reading, u64)>,
     /// Whether the value repeated a channel already gathered at its instant (dropped).
     pub duplicate: bool,
 }
@@ -48,7 +49,9 @@ pub struct Assembled {
 /// Gathers long-format values into readings, per machine (`line`, `machine`).
 #[derive(Debug, Default)]
 pub struct LongAssembler {
-    open: HashMap<(String, String), Instant>,
+    /// The instant being gathered per machine (looked up by borrowed ids, without
+    /// allocating).
+    open: HashMap<MachineKey, Instant>,
     duplicates: u64,
     /// The newest event time pushed (the partition's stream time).
     newest_ms: Option<i64>,
@@ -62,42 +65,45 @@ impl LongAssembler {
 
     /// Adds one value read at offset `seq`.
     pub fn push(&mut self, v: LongValue, seq: u64) -> Assembled {
+        self.push_ref(v.into(), seq)
+    }
+
+    /// Adds one value read at offset `seq`, its ids borrowed: only a new machine, a new
+    /// instant and a gathered channel allocate.
+    pub fn push_ref(&mut self, v: LongValueRef<'_>, seq: u64) -> Assembled {
         self.newest_ms = Some(self.newest_ms.map_or(v.ts_ms, |n| n.max(v.ts_ms)));
         let mut out = Assembled::default();
-        let key = (v.line, v.machine);
-        match self.open.get_mut(&key) {
-            Some(open) if open.ts_ms == v.ts_ms => {
-                if open.values.iter().any(|(c, _)| *c == v.channel) {
-                    self.duplicates += 1;
-                    out.duplicate = true;
-                } else {
-                    open.values.push((v.channel, v.value));
-                    open.min_seq = open.min_seq.min(seq);
-                }
-                return out;
-            }
-            Some(open) if v.ts_ms < open.ts_ms => {
-                // An older instant than the one gathered: its own reading.
-                let reading = Reading {
-                    line: key.0,
-                    machine: key.1,
-                    ts_ms: v.ts_ms,
-                    values: vec![(v.channel, v.value)],
-                };
-                out.readings.push((reading, seq));
-                return out;
-            }
-            _ => {}
-        }
-        let next = Instant {
-            line: key.0.clone(),
-            machine: key.1.clone(),
+        let key = KeyRef {
+            line: &v.line,
+            machine: &v.machine,
+        };
+        let channel = v.channel.into_owned();
+        let instant = |channel: String| Instant {
             ts_ms: v.ts_ms,
-            values: vec![(v.channel, v.value)],
+            values: vec![(channel, v.value)],
             min_seq: seq,
         };
-        if let Some(done) = self.open.insert(key, next) {
-            out.readings.push(done.into_reading());
+        let Some(open) = self.open.get_mut(&key) else {
+            self.open.insert(MachineKey::from(&key), instant(channel));
+            return out;
+        };
+        if open.ts_ms == v.ts_ms {
+            if open.values.iter().any(|(c, _)| *c == channel) {
+                self.duplicates += 1;
+                out.duplicate = true;
+            } else {
+                open.values.push((channel, v.value));
+                open.min_seq = open.min_seq.min(seq);
+            }
+        } else if v.ts_ms < open.ts_ms {
+            // An older instant than the one gathered: its own reading.
+            out.reading = Some(instant(channel).into_reading(&v.line, &v.machine));
+        } else {
+            // The machine's next instant likely holds as many channels as this one.
+            let mut next = instant(channel);
+            next.values.reserve(open.values.len().saturating_sub(1));
+            let done = std::mem::replace(open, next);
+            out.reading = Some(done.into_reading(&v.line, &v.machine));
         }
         out
     }
@@ -110,16 +116,23 @@ impl LongAssembler {
     /// Hands over the open instants of machines whose newest value is older than `cutoff_ms`
     /// (idle machines, so their last reading reaches the windower before it evicts them).
     pub fn flush_older_than(&mut self, cutoff_ms: i64) -> Vec<(Reading, u64)> {
-        let idle: Vec<(String, String)> = self
-            .open
-            .iter()
-            .filter(|(_, i)| i.ts_ms < cutoff_ms)
-            .map(|(k, _)| k.clone())
-            .collect();
-        let mut out: Vec<(Reading, u64)> = idle
-            .into_iter()
-            .filter_map(|k| self.open.remove(&k).map(Instant::into_reading))
-            .collect();
+        let mut out = Vec::new();
+        self.open.retain(|key, i| {
+            if i.ts_ms < cutoff_ms {
+                let done = std::mem::replace(
+                    i,
+                    Instant {
+                        ts_ms: 0,
+                        values: Vec::new(),
+                        min_seq: 0,
+                    },
+                );
+                out.push(done.into_reading(&key.line, &key.machine));
+                false
+            } else {
+                true
+            }
+        });
         out.sort_by_key(|(r, _)| r.ts_ms);
         out
     }

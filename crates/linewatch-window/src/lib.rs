@@ -43,10 +43,11 @@ pub use batch::{
 };
 pub use decode::{
     AvroDecoder, DecodeError, DecodeLimits, Decoded, FieldMap, Format, Inspection, LongValue,
-    MAX_ABS_VALUE, MAX_LINE_PATH_BYTES, MappedDecoder, MessageType, Reading, ReadingRef,
-    ReadingsDecoder, SchemaFetchError, SchemaSource, Skipped, SparkplugDecoder, SparkplugMachine,
-    SparkplugMap, SparkplugMessage, TsFormat, YEAR_2000_MS, YEAR_2100_MS, decode_inspection,
-    decode_reading, decode_reading_ref, encode_sparkplug_ddata, line_path_len, sparkplug_proto,
+    LongValueRef, MAX_ABS_VALUE, MAX_LINE_PATH_BYTES, MappedDecoder, MessageType, Reading,
+    ReadingRef, ReadingsDecoder, SchemaFetchError, SchemaSource, Skipped, SparkplugDecoder,
+    SparkplugMachine, SparkplugMap, SparkplugMessage, TsFormat, YEAR_2000_MS, YEAR_2100_MS,
+    decode_inspection, decode_reading, decode_reading_ref, encode_sparkplug_ddata, line_path_len,
+    sparkplug_proto,
 };
 pub use features::{ChannelFeatures, Stat};
 pub use timestamp::parse_rfc3339_ms;

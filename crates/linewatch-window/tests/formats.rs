@@ -211,7 +211,7 @@ fn long_values_make_the_same_windows_as_wide_readings() {
         for (tag, v) in [("a", a), ("b", b)] {
             let m = format!(r#"{{"asset":"P-1","time":{ts},"tag":"{tag}","value":{v}}}"#);
             let value = long(&d_long, &m, None).unwrap();
-            for (r, s) in asm.push(value, seq).readings {
+            if let Some((r, s)) = asm.push(value, seq).reading {
                 by_long.push(&r, s).unwrap();
             }
             seq += 1;
@@ -250,11 +250,56 @@ fn an_older_instant_is_its_own_reading() {
         channel: ch.into(),
         value: 1.0,
     };
-    assert!(asm.push(v(T, "a"), 0).readings.is_empty());
-    let out = asm.push(v(T - 1_000, "b"), 1);
-    assert_eq!(out.readings.len(), 1);
-    assert_eq!((out.readings[0].0.ts_ms, out.readings[0].1), (T - 1_000, 1));
-    let out = asm.push(v(T + 1_000, "a"), 2);
-    assert_eq!(out.readings[0].0.ts_ms, T);
+    assert!(asm.push(v(T, "a"), 0).reading.is_none());
+    let out = asm.push(v(T - 1_000, "b"), 1).reading.unwrap();
+    assert_eq!((out.0.ts_ms, out.1), (T - 1_000, 1));
+    let out = asm.push(v(T + 1_000, "a"), 2).reading.unwrap();
+    assert_eq!((out.0.ts_ms, out.0.values.len()), (T, 1));
     assert_eq!(asm.min_pending_seq(), Some(2));
+}
+
+#[test]
+fn borrowed_values_gather_like_owned_ones_and_repeats_are_dropped() {
+    // Two machines interleaved, one repeated channel, one idle flush: the borrowed path
+    // (`decode_long` + `push_ref`) gathers exactly what the owned path does.
+    let d = MappedDecoder::new(
+        Format::JsonLong,
+        FieldMap::default(),
+        DecodeLimits::default(),
+    );
+    let msg = |m: &str, ts: i64, tag: &str, v: f64| {
+        format!(r#"{{"line":"L","machine":"{m}","ts":{ts},"tag":"{tag}","value":{v}}}"#)
+    };
+    let msgs = [
+        msg("m1", T, "a", 1.0),
+        msg("m2", T, "a", 2.0),
+        msg("m1", T, "b", 3.0),
+        msg("m1", T, "b", 9.0),
+        msg("m2", T, "b", 4.0),
+        msg("m1", T + 1_000, "a", 5.0),
+    ];
+    let (mut owned, mut borrowed) = (LongAssembler::new(), LongAssembler::new());
+    let (mut out_o, mut out_b) = (Vec::new(), Vec::new());
+    for (seq, m) in msgs.iter().enumerate() {
+        let Decoded::Value(v) = d.decode(m.as_bytes(), None).unwrap() else {
+            panic!("a long value");
+        };
+        let o = owned.push(v, seq as u64);
+        let b = borrowed.push_ref(d.decode_long(m.as_bytes(), None).unwrap(), seq as u64);
+        assert_eq!(o, b);
+        out_o.extend(o.reading);
+        out_b.extend(b.reading);
+    }
+    assert_eq!((owned.duplicates(), borrowed.duplicates()), (1, 1));
+    assert_eq!(borrowed.open_instants(), 2);
+    out_o.extend(owned.flush_older_than(T + 1));
+    out_b.extend(borrowed.flush_older_than(T + 1));
+    assert_eq!(out_o, out_b);
+    let m1: Vec<_> = out_b.iter().filter(|(r, _)| r.machine == "m1").collect();
+    assert_eq!(m1.len(), 1);
+    assert_eq!(
+        (m1[0].0.values.clone(), m1[0].1),
+        (vec![("a".to_string(), 1.0), ("b".to_string(), 3.0)], 0)
+    );
+    assert_eq!(borrowed.min_pending_seq(), Some(5));
 }

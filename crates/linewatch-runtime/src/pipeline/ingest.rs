@@ -30,53 +30,55 @@ impl Pipeline {
         let payload = m.payload().unwrap_or_default();
         let (p, offset) = (m.partition(), m.offset());
         if m.topic() == self.cfg.kafka.readings_topic {
-            match self.decoder.decode(payload, m.key()) {
-                Ok(Decoded::Reading(reading)) => {
-                    ReadingDecoded.emit(&mut self.progress);
-                    self.check_keying(&reading.line, &reading.machine, p);
-                    if let Err(e) = self.window_reading(p, &reading, offset as u64)? {
-                        self.dead_letter(m, producer, e.reason(), &e.to_string())
-                            .await?;
-                    }
+            // The long JSON format is read borrowed from the message and gathered without
+            // copying its ids; every other format decodes into owned values.
+            let decoded = match self.decoder.decode_long(payload, m.key()) {
+                Some(Ok(value)) => {
+                    self.gather(p, value, offset)?;
+                    None
                 }
-                Ok(Decoded::Value(value)) => {
-                    // Counted as a reading once gathered (`window_assembled`).
-                    self.check_keying(&value.line, &value.machine, p);
-                    let out = self.partition(p)?.assembler.push(value, offset as u64);
-                    if out.duplicate {
-                        LongValueRepeated.emit(&mut self.progress);
-                    }
-                    for (reading, seq) in out.readings {
-                        self.window_assembled(p, &reading, seq)?;
-                    }
-                }
-                Ok(Decoded::Sparkplug(msg)) => {
-                    SparkplugDecoded {
-                        kind: msg.kind,
-                        skipped: msg.skipped,
-                    }
-                    .emit(&mut self.progress);
-                    if let [reading] = msg.readings.as_slice() {
-                        // One instant: refused like a wide reading.
+                Some(Err(e)) => Some(Err(e)),
+                None => Some(self.decoder.decode(payload, m.key())),
+            };
+            if let Some(decoded) = decoded {
+                match decoded {
+                    Ok(Decoded::Reading(reading)) => {
                         ReadingDecoded.emit(&mut self.progress);
                         self.check_keying(&reading.line, &reading.machine, p);
-                        if let Err(e) = self.window_reading(p, reading, offset as u64)? {
+                        if let Err(e) = self.window_reading(p, &reading, offset as u64)? {
                             self.dead_letter(m, producer, e.reason(), &e.to_string())
                                 .await?;
                         }
-                    } else {
-                        // Several instants: once one is windowed the message cannot go to
-                        // the dead letters whole (a replay would double it), so a refusal is
-                        // logged and counted, as for gathered long-format readings.
-                        for reading in &msg.readings {
+                    }
+                    Ok(Decoded::Value(value)) => self.gather(p, value.into(), offset)?,
+                    Ok(Decoded::Sparkplug(msg)) => {
+                        SparkplugDecoded {
+                            kind: msg.kind,
+                            skipped: msg.skipped,
+                        }
+                        .emit(&mut self.progress);
+                        if let [reading] = msg.readings.as_slice() {
+                            // One instant: refused like a wide reading.
+                            ReadingDecoded.emit(&mut self.progress);
                             self.check_keying(&reading.line, &reading.machine, p);
-                            self.window_assembled(p, reading, offset as u64)?;
+                            if let Err(e) = self.window_reading(p, reading, offset as u64)? {
+                                self.dead_letter(m, producer, e.reason(), &e.to_string())
+                                    .await?;
+                            }
+                        } else {
+                            // Several instants: once one is windowed the message cannot go to
+                            // the dead letters whole (a replay would double it), so a refusal is
+                            // logged and counted, as for gathered long-format readings.
+                            for reading in &msg.readings {
+                                self.check_keying(&reading.line, &reading.machine, p);
+                                self.window_assembled(p, reading, offset as u64)?;
+                            }
                         }
                     }
-                }
-                Err(e) => {
-                    self.dead_letter(m, producer, e.reason(), &e.to_string())
-                        .await?;
+                    Err(e) => {
+                        self.dead_letter(m, producer, e.reason(), &e.to_string())
+                            .await?;
+                    }
                 }
             }
             let st = self.partition(p)?;
@@ -98,6 +100,25 @@ impl Pipeline {
                 }
             }
             self.label_parts.entry(p).or_default().consumed(offset);
+        }
+        Ok(())
+    }
+
+    /// Gathers one long-format value; a reading it completes goes to the windower (counted
+    /// as a reading there, `window_assembled`).
+    fn gather(
+        &mut self,
+        p: i32,
+        value: linewatch_window::LongValueRef<'_>,
+        offset: i64,
+    ) -> anyhow::Result<()> {
+        self.check_keying(&value.line, &value.machine, p);
+        let out = self.partition(p)?.assembler.push_ref(value, offset as u64);
+        if out.duplicate {
+            LongValueRepeated.emit(&mut self.progress);
+        }
+        if let Some((reading, seq)) = out.reading {
+            self.window_assembled(p, &reading, seq)?;
         }
         Ok(())
     }

@@ -80,5 +80,22 @@ pub fn line_path_len(line: &str) -> usize {
 /// ASCII bytes always percent-encoded in a partition value (the dot is decided
 /// by its position).
 fn must_encode_ascii(b: u8) -> bool {
-    b.is_ascii_control() || b" \"#%'*/:<=>?[\\]^`{|}.".contains(&b)
+    MUST_ENCODE[usize::from(b & 0x7f)]
 }
+
+/// [`must_encode_ascii`] as a table (it runs for every character of every line id).
+const MUST_ENCODE: [bool; 128] = {
+    let mut t = [false; 128];
+    let mut i = 0;
+    while i < 128 {
+        t[i] = (i as u8).is_ascii_control();
+        i += 1;
+    }
+    let special = b" \"#%'*/:<=>?[\\]^`{|}.";
+    let mut j = 0;
+    while j < special.len() {
+        t[special[j] as usize] = true;
+        j += 1;
+    }
+    t
+};

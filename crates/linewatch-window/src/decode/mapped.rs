@@ -4,8 +4,10 @@
 //! (`{"asset":"P-104","tag":"temp","value":71.2,"time":...}`).
 //!
 //! The contract's own shape with its default mapping goes through the fast single-pass walk
-//! ([`super::decode_reading_ref`]); any other mapping parses the message into a JSON tree
-//! (rejecting duplicate keys anywhere, as the fast path does) and looks the fields up. Both
+//! ([`super::decode_reading_ref`]). The long format, with any mapping, goes through a
+//! single-pass walk along its pointers (`walk.rs`: strings borrowed, no tree, duplicate keys
+//! rejected anywhere). Any other mapping (and a long-format pointer into an array) parses the
+//! message into a JSON tree (rejecting duplicate keys anywhere) and looks the fields up. All
 //! paths apply the same checks (ids, line length, time range, finite values within
 //! [`MAX_ABS_VALUE`], channel count) and fail with the same [`DecodeError`] reasons.
 
@@ -15,9 +17,10 @@ use std::collections::BTreeMap;
 use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_json::{Map, Number, Value};
 
+use super::convert::{number, scalar_of, string, timestamp};
 use super::parse::Fields;
-use super::{DecodeError, DecodeLimits, MAX_ABS_VALUE, Reading, common, decode_reading};
-use crate::timestamp::parse_rfc3339_ms;
+use super::walk::{Found, PointerTree, Slot, Walked, kind, walk};
+use super::{DecodeError, DecodeLimits, Reading, common, decode_reading};
 
 /// The shape of a readings message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
@@ -118,6 +121,22 @@ impl FieldMap {
         *self == Self::default()
     }
 
+    /// The pointers a message is read through, by field: line and machine unless they come
+    /// from elsewhere (`line_constant`, `machine_from_key`); `values` is apart (an object).
+    pub(super) fn pointers(&self) -> Vec<(Slot, &str)> {
+        let mut out = Vec::with_capacity(5);
+        if self.line_constant.is_none() {
+            out.push((Slot::Line, self.line.as_str()));
+        }
+        if !self.machine_from_key {
+            out.push((Slot::Machine, self.machine.as_str()));
+        }
+        out.push((Slot::Ts, self.ts.as_str()));
+        out.push((Slot::Tag, self.tag.as_str()));
+        out.push((Slot::Value, self.value.as_str()));
+        out
+    }
+
     /// Checks the pointers and the constant line; the error names the field.
     pub fn validate(&self) -> Result<(), (&'static str, String)> {
         for (name, p) in [
@@ -169,6 +188,48 @@ pub struct LongValue {
     pub value: f64,
 }
 
+/// One value of the long format with its strings borrowed from the message where it can
+/// ([`MappedDecoder::decode_long`]): what [`crate::LongAssembler::push_ref`] gathers without
+/// allocating per value more than the channel name.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LongValueRef<'a> {
+    /// Production line id.
+    pub line: Cow<'a, str>,
+    /// Machine id.
+    pub machine: Cow<'a, str>,
+    /// Event time, epoch milliseconds UTC.
+    pub ts_ms: i64,
+    /// Channel name.
+    pub channel: Cow<'a, str>,
+    /// Finite, with magnitude at most [`MAX_ABS_VALUE`].
+    pub value: f64,
+}
+
+impl LongValueRef<'_> {
+    /// The owned value.
+    pub fn into_owned(self) -> LongValue {
+        LongValue {
+            line: self.line.into_owned(),
+            machine: self.machine.into_owned(),
+            ts_ms: self.ts_ms,
+            channel: self.channel.into_owned(),
+            value: self.value,
+        }
+    }
+}
+
+impl From<LongValue> for LongValueRef<'static> {
+    fn from(v: LongValue) -> Self {
+        Self {
+            line: Cow::Owned(v.line),
+            machine: Cow::Owned(v.machine),
+            ts_ms: v.ts_ms,
+            channel: Cow::Owned(v.channel),
+            value: v.value,
+        }
+    }
+}
+
 /// A decoded readings message.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Decoded {
@@ -186,6 +247,8 @@ pub struct MappedDecoder {
     format: Format,
     map: FieldMap,
     limits: DecodeLimits,
+    /// The long format's pointers, walked in one pass (`None`: parse a tree).
+    walk: Option<PointerTree>,
 }
 
 impl MappedDecoder {
@@ -193,10 +256,14 @@ impl MappedDecoder {
     /// [`super::ReadingsDecoder`] picks); `map` must have passed [`FieldMap::validate`] (a bad
     /// pointer only ever finds nothing, reported as a missing field).
     pub fn new(format: Format, map: FieldMap, limits: DecodeLimits) -> Self {
+        let walk = (format == Format::JsonLong)
+            .then(|| PointerTree::new(&map.pointers()))
+            .flatten();
         Self {
             format,
             map,
             limits,
+            walk,
         }
     }
 
@@ -220,8 +287,44 @@ impl MappedDecoder {
                 "sparkplug_b and avro are read by their own decoders (ReadingsDecoder)".into(),
             ));
         }
+        if self.format == Format::JsonLong {
+            return self
+                .decode_long(bytes, key)
+                .map(|v| Decoded::Value(v.into_owned()));
+        }
         let root = parse_tree(bytes, &self.limits)?;
         self.decode_tree(&root, key)
+    }
+
+    /// Decodes one `json_long` message into a value that borrows its strings from `bytes`
+    /// and `key` (escaped strings and `line_constant` are owned): one pass along the
+    /// pointers, no JSON tree (a pointer into an array falls back to the tree).
+    ///
+    /// # Errors
+    /// As [`MappedDecoder::decode`]; any other format is `not_json`.
+    pub fn decode_long<'a>(
+        &self,
+        bytes: &'a [u8],
+        key: Option<&'a [u8]>,
+    ) -> Result<LongValueRef<'a>, DecodeError> {
+        if self.format != Format::JsonLong {
+            return Err(DecodeError::NotJson(format!(
+                "decode_long reads json_long, not {:?}",
+                self.format
+            )));
+        }
+        if let Some(tree) = &self.walk {
+            let text = super::parse::checked_text(bytes, &self.limits)?;
+            if let Walked::Found(mut found) = walk(text, tree)? {
+                let (line, machine, ts_ms) = self.header(&mut found, key)?;
+                return long_value(found, line, machine, ts_ms);
+            }
+        }
+        let root = parse_tree(bytes, &self.limits)?;
+        match self.decode_tree(&root, key)? {
+            Decoded::Value(v) => Ok(v.into()),
+            _ => Err(DecodeError::NotJson("not a long-format value".into())),
+        }
     }
 
     /// Reads the fields of a message already parsed into a tree (a JSON message, or an Avro
@@ -230,12 +333,26 @@ impl MappedDecoder {
     /// # Errors
     /// As [`MappedDecoder::decode`], after parsing.
     pub fn decode_tree(&self, root: &Value, key: Option<&[u8]>) -> Result<Decoded, DecodeError> {
+        let mut found: Found<'_> = Default::default();
+        for (slot, pointer) in self.map.pointers() {
+            found[slot as usize] = root.pointer(pointer).map(scalar_of);
+        }
+        self.decode_found(found, root.pointer(&self.map.values), key)
+    }
+
+    /// Line, machine and checked event time from the scalars found at the pointers (or the
+    /// constant line and the message key, as configured).
+    fn header<'a>(
+        &self,
+        found: &mut Found<'a>,
+        key: Option<&'a [u8]>,
+    ) -> Result<(Cow<'a, str>, Cow<'a, str>, i64), DecodeError> {
         let m = &self.map;
-        let line: Cow<'_, str> = match &m.line_constant {
-            Some(l) => Cow::Borrowed(l.as_str()),
-            None => Cow::Borrowed(string_at(root, &m.line, "line")?),
+        let line: Cow<'a, str> = match &m.line_constant {
+            Some(l) => Cow::Owned(l.clone()),
+            None => string(found[Slot::Line as usize].take(), "line")?,
         };
-        let machine: Cow<'_, str> = if m.machine_from_key {
+        let machine: Cow<'a, str> = if m.machine_from_key {
             let key = key.ok_or(DecodeError::MissingField("machine"))?;
             let key = std::str::from_utf8(key).map_err(|_| DecodeError::WrongType {
                 field: "machine",
@@ -244,9 +361,11 @@ impl MappedDecoder {
             })?;
             Cow::Borrowed(key)
         } else {
-            Cow::Borrowed(string_at(root, &m.machine, "machine")?)
+            string(found[Slot::Machine as usize].take(), "machine")?
         };
-        let ts_value = root.pointer(&m.ts).ok_or(DecodeError::MissingField("ts"))?;
+        let ts_value = found[Slot::Ts as usize]
+            .take()
+            .ok_or(DecodeError::MissingField("ts"))?;
         let fields = Fields {
             line: Some(line),
             machine: Some(machine),
@@ -254,20 +373,32 @@ impl MappedDecoder {
             ..Fields::default()
         };
         let ts_ms = common(&fields, &self.limits)?;
-        let (line, machine) = (
-            fields.line.unwrap_or_default().into_owned(),
-            fields.machine.unwrap_or_default().into_owned(),
-        );
+        Ok((
+            fields.line.unwrap_or_default(),
+            fields.machine.unwrap_or_default(),
+            ts_ms,
+        ))
+    }
+
+    /// Checks and converts the scalars found at the pointers (and the `values` object of the
+    /// wide formats) into a reading or a long-format value.
+    fn decode_found<'a>(
+        &self,
+        mut found: Found<'a>,
+        values: Option<&Value>,
+        key: Option<&'a [u8]>,
+    ) -> Result<Decoded, DecodeError> {
+        let (line, machine, ts_ms) = self.header(&mut found, key)?;
         match self.format {
             Format::Json | Format::Avro => {
-                let values = match root.pointer(&m.values) {
+                let values = match values {
                     None => return Err(DecodeError::MissingField("values")),
                     Some(Value::Object(o)) => o,
                     Some(other) => {
                         return Err(DecodeError::WrongType {
                             field: "values",
                             expected: "an object of channel -> number",
-                            found: kind(other),
+                            found: kind(&scalar_of(other)),
                         });
                     }
                 };
@@ -281,31 +412,41 @@ impl MappedDecoder {
                 }
                 let values = values
                     .iter()
-                    .map(|(c, v)| number(c, v).map(|x| (c.clone(), x)))
+                    .map(|(c, v)| number(c, scalar_of(v)).map(|x| (c.clone(), x)))
                     .collect::<Result<_, _>>()?;
                 Ok(Decoded::Reading(Reading {
-                    line,
-                    machine,
+                    line: line.into_owned(),
+                    machine: machine.into_owned(),
                     ts_ms,
                     values,
                 }))
             }
             Format::JsonLong | Format::AvroLong | Format::SparkplugB => {
-                let channel = string_at(root, &m.tag, "tag")?.to_owned();
-                let v = root
-                    .pointer(&m.value)
-                    .ok_or(DecodeError::MissingField("value"))?;
-                let value = number(&channel, v)?;
-                Ok(Decoded::Value(LongValue {
-                    line,
-                    machine,
-                    ts_ms,
-                    channel,
-                    value,
-                }))
+                long_value(found, line, machine, ts_ms).map(|v| Decoded::Value(v.into_owned()))
             }
         }
     }
+}
+
+/// The channel and value of a long-format message, after its header.
+fn long_value<'a>(
+    mut found: Found<'a>,
+    line: Cow<'a, str>,
+    machine: Cow<'a, str>,
+    ts_ms: i64,
+) -> Result<LongValueRef<'a>, DecodeError> {
+    let channel = string(found[Slot::Tag as usize].take(), "tag")?;
+    let v = found[Slot::Value as usize]
+        .take()
+        .ok_or(DecodeError::MissingField("value"))?;
+    let value = number(&channel, v)?;
+    Ok(LongValueRef {
+        line,
+        machine,
+        ts_ms,
+        channel,
+        value,
+    })
 }
 
 /// The message as a JSON tree: size, UTF-8, syntax, an object at the top, no key twice.
@@ -324,94 +465,8 @@ fn parse_tree(bytes: &[u8], limits: &DecodeLimits) -> Result<Value, DecodeError>
     match value {
         Value::Object(_) => Ok(value),
         other => Err(DecodeError::NotAnObject {
-            found: kind(&other),
+            found: kind(&scalar_of(&other)),
         }),
-    }
-}
-
-/// A non-empty string at `pointer`.
-fn string_at<'v>(
-    root: &'v Value,
-    pointer: &str,
-    field: &'static str,
-) -> Result<&'v str, DecodeError> {
-    match root.pointer(pointer) {
-        None => Err(DecodeError::MissingField(field)),
-        Some(Value::String(s)) if s.is_empty() => Err(DecodeError::EmptyId(field)),
-        Some(Value::String(s)) => Ok(s),
-        Some(other) => Err(DecodeError::WrongType {
-            field,
-            expected: "a string",
-            found: kind(other),
-        }),
-    }
-}
-
-/// A channel value: finite, within [`MAX_ABS_VALUE`].
-fn number(channel: &str, v: &Value) -> Result<f64, DecodeError> {
-    let channel = super::error::echo(channel);
-    match v {
-        Value::Number(n) => match n.as_f64() {
-            Some(x) if !x.is_finite() => Err(DecodeError::NonFiniteValue { channel }),
-            Some(x) if x.abs() > MAX_ABS_VALUE => {
-                Err(DecodeError::ValueOutOfRange { channel, value: x })
-            }
-            Some(x) => Ok(x),
-            None => Err(DecodeError::NonFiniteValue { channel }),
-        },
-        Value::Null => Err(DecodeError::NonFiniteValue { channel }),
-        other => Err(DecodeError::NonNumericValue {
-            channel,
-            found: kind(other),
-        }),
-    }
-}
-
-/// The event time in epoch milliseconds, read as `format` says.
-fn timestamp(v: &Value, format: TsFormat) -> Result<i64, DecodeError> {
-    let bad = |what: String| DecodeError::BadTimestamp(what);
-    let integer = |n: &Number| {
-        n.as_i64()
-            .ok_or_else(|| bad(format!("{n} is not an integer that fits in i64")))
-    };
-    match (format, v) {
-        (TsFormat::Contract | TsFormat::Rfc3339, Value::String(s)) => {
-            parse_rfc3339_ms(s).map_err(DecodeError::BadTimestamp)
-        }
-        (TsFormat::Contract | TsFormat::EpochMs, Value::Number(n)) => integer(n),
-        (TsFormat::EpochUs, Value::Number(n)) => integer(n).map(|us| us.div_euclid(1_000)),
-        (TsFormat::EpochNs, Value::Number(n)) => integer(n).map(|ns| ns.div_euclid(1_000_000)),
-        (TsFormat::EpochS, Value::Number(n)) => match n.as_i64() {
-            Some(s) => s
-                .checked_mul(1_000)
-                .ok_or_else(|| bad(format!("{s} s is out of range"))),
-            None => match n.as_f64() {
-                Some(s) if s.is_finite() && (s * 1e3).abs() < 9.0e15 => {
-                    Ok((s * 1e3).round() as i64)
-                }
-                _ => Err(bad(format!("{n} is not a number of epoch seconds"))),
-            },
-        },
-        (format, other) => Err(DecodeError::WrongType {
-            field: "ts",
-            expected: match format {
-                TsFormat::Contract => "an RFC 3339 string or integer epoch milliseconds",
-                TsFormat::Rfc3339 => "an RFC 3339 string",
-                _ => "a number",
-            },
-            found: kind(other),
-        }),
-    }
-}
-
-fn kind(v: &Value) -> &'static str {
-    match v {
-        Value::Null => "null",
-        Value::Bool(_) => "boolean",
-        Value::Number(_) => "number",
-        Value::String(_) => "string",
-        Value::Array(_) => "array",
-        Value::Object(_) => "object",
     }
 }
 

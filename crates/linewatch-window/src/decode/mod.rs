@@ -22,12 +22,14 @@
 //! * `readings.rs`: the decoder of a readings topic in any format ([`ReadingsDecoder`]).
 
 mod avro;
+mod convert;
 mod error;
 mod limits;
 mod mapped;
 mod parse;
 mod readings;
 mod sparkplug;
+mod walk;
 
 use std::borrow::Cow;
 
@@ -36,7 +38,7 @@ pub use error::DecodeError;
 pub use limits::{
     DecodeLimits, MAX_ABS_VALUE, MAX_LINE_PATH_BYTES, YEAR_2000_MS, YEAR_2100_MS, line_path_len,
 };
-pub use mapped::{Decoded, FieldMap, Format, LongValue, MappedDecoder, TsFormat};
+pub use mapped::{Decoded, FieldMap, Format, LongValue, LongValueRef, MappedDecoder, TsFormat};
 pub use readings::ReadingsDecoder;
 pub use sparkplug::{
     MessageType, Skipped, SparkplugDecoder, SparkplugMachine, SparkplugMap, SparkplugMessage,

@@ -70,7 +70,7 @@ fn fail<E: de::Error>(slot: &mut Option<DecodeError>, err: DecodeError) -> E {
 
 /// A JSON value reduced to what the contract cares about. Arrays and objects
 /// are skipped over (their content is not kept).
-enum Scalar<'a> {
+pub(super) enum Scalar<'a> {
     Null,
     Bool(bool),
     I64(i64),
@@ -82,7 +82,7 @@ enum Scalar<'a> {
 }
 
 impl Scalar<'_> {
-    fn kind(&self) -> &'static str {
+    pub(super) fn kind(&self) -> &'static str {
         match self {
             Self::Null => "null",
             Self::Bool(_) => "boolean",
@@ -147,7 +147,7 @@ impl<'de> Visitor<'de> for ScalarVisitor {
 }
 
 /// An object key, borrowed unless it holds escapes.
-struct Key<'a>(Cow<'a, str>);
+pub(super) struct Key<'a>(pub(super) Cow<'a, str>);
 
 impl<'de> de::Deserialize<'de> for Key<'de> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {

@@ -1,8 +1,8 @@
 //! The decoder of a readings topic, whatever its [`Format`].
 
 use super::{
-    AvroDecoder, DecodeError, DecodeLimits, Decoded, FieldMap, Format, MappedDecoder, SchemaSource,
-    SparkplugDecoder, SparkplugMap,
+    AvroDecoder, DecodeError, DecodeLimits, Decoded, FieldMap, Format, LongValueRef, MappedDecoder,
+    SchemaSource, SparkplugDecoder, SparkplugMap,
 };
 
 /// Decodes the messages of one readings topic: `json` and `json_long` by a field mapping
@@ -45,6 +45,19 @@ impl ReadingsDecoder {
                 Self::Mapped(MappedDecoder::new(format, fields, limits))
             }
         })
+    }
+
+    /// Decodes one `json_long` message borrowed ([`MappedDecoder::decode_long`]); `None` for
+    /// every other format (use [`ReadingsDecoder::decode`]).
+    pub fn decode_long<'a>(
+        &self,
+        bytes: &'a [u8],
+        key: Option<&'a [u8]>,
+    ) -> Option<Result<LongValueRef<'a>, DecodeError>> {
+        match self {
+            Self::Mapped(d) if d.format() == Format::JsonLong => Some(d.decode_long(bytes, key)),
+            _ => None,
+        }
     }
 
     /// Decodes one message; `key` is the Kafka message key.

@@ -116,9 +116,9 @@ impl fmt::Display for MachineKey {
 /// Borrowed form of [`MachineKey`] for allocation-free lookups. Hashes
 /// exactly like `MachineKey` (derived `Hash` of two `str`s in the same order).
 #[derive(Hash)]
-pub(super) struct KeyRef<'a> {
-    pub(super) line: &'a str,
-    pub(super) machine: &'a str,
+pub(crate) struct KeyRef<'a> {
+    pub(crate) line: &'a str,
+    pub(crate) machine: &'a str,
 }
 
 impl Equivalent<MachineKey> for KeyRef<'_> {

@@ -52,6 +52,7 @@ pub use assign::{window_start, windows_containing};
 pub use config::{
     ConfigError, MAX_ABS_TS_MS, MAX_DURATION_MS, MAX_WINDOWS_PER_READING, WindowConfig,
 };
+pub(crate) use keys::KeyRef;
 pub use keys::{ChannelSet, MachineKey};
 pub use outcome::{CloseReason, ClosedWindow, Lateness, PushError, PushOutcome, WindowStats};
 pub use windower::Windower;
