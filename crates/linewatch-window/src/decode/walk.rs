@@ -222,22 +222,27 @@ impl<'de> Visitor<'de> for NodeSeed<'_, '_, 'de> {
                         state: &mut *self.state,
                     })?;
                 }
-                None => {
-                    if seen.contains(&key) {
-                        return Err(fail(
-                            self.state,
-                            DecodeError::DuplicateKey { key: echo(&key) },
-                        ));
-                    }
-                    map.next_value_seed(Strict {
-                        state: &mut *self.state,
-                    })?;
-                    seen.push(key);
-                }
+                None => skip_unique(&mut map, &mut seen, key, self.state)?,
             }
         }
         Ok(())
     }
+}
+
+/// Skips the value of `key` (checked inside for repeated keys too), failing when `key` was
+/// already `seen` in this object.
+fn skip_unique<'de, A: MapAccess<'de>>(
+    map: &mut A,
+    seen: &mut Vec<Cow<'de, str>>,
+    key: Cow<'de, str>,
+    state: &mut State,
+) -> Result<(), A::Error> {
+    if seen.contains(&key) {
+        return Err(fail(state, DecodeError::DuplicateKey { key: echo(&key) }));
+    }
+    map.next_value_seed(Strict { state })?;
+    seen.push(key);
+    Ok(())
 }
 
 /// A value read as a [`Scalar`] (arrays and objects skipped), rejecting a key that appears
@@ -297,16 +302,7 @@ impl<'de> Visitor<'de> for Strict<'_> {
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Scalar<'de>, A::Error> {
         let mut seen: Vec<Cow<'de, str>> = Vec::new();
         while let Some(Key(key)) = map.next_key::<Key<'de>>()? {
-            if seen.contains(&key) {
-                return Err(fail(
-                    self.state,
-                    DecodeError::DuplicateKey { key: echo(&key) },
-                ));
-            }
-            map.next_value_seed(Strict {
-                state: &mut *self.state,
-            })?;
-            seen.push(key);
+            skip_unique(&mut map, &mut seen, key, self.state)?;
         }
         Ok(Scalar::Object)
     }
