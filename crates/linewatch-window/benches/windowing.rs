@@ -6,8 +6,8 @@ mod common;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use linewatch_window::{
-    DecodeLimits, FeatureSchema, SparkplugDecoder, SparkplugMap, Windower, decode_reading,
-    decode_reading_ref, encode_sparkplug_ddata,
+    DecodeLimits, FeatureSchema, FieldMap, Format, LongAssembler, MappedDecoder, SparkplugDecoder,
+    SparkplugMap, Windower, decode_reading, decode_reading_ref, encode_sparkplug_ddata,
 };
 use std::hint::black_box;
 
@@ -92,5 +92,43 @@ fn pipeline(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, pipeline);
+/// The same readings as one `json_long` message per channel value (default mapping), decoded
+/// borrowed and gathered back into readings, as the pipeline does; throughput in values.
+fn long_format(c: &mut Criterion) {
+    let limits = DecodeLimits::default();
+    let long: Vec<Vec<u8>> = common::messages(N / 8)
+        .iter()
+        .flat_map(|m| {
+            let r = decode_reading(m, &limits).unwrap();
+            r.values
+                .iter()
+                .map(|(tag, v)| {
+                    format!(
+                        r#"{{"line":"{}","machine":"{}","ts":{},"tag":"{tag}","value":{v}}}"#,
+                        r.line, r.machine, r.ts_ms
+                    )
+                    .into_bytes()
+                })
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    let mut g = c.benchmark_group("long_format");
+    g.throughput(Throughput::Elements(long.len() as u64));
+    g.sample_size(20);
+    let d = MappedDecoder::new(Format::JsonLong, FieldMap::default(), limits);
+    g.bench_function("decode_gather_json_long", |b| {
+        b.iter(|| {
+            let mut a = LongAssembler::new();
+            let mut n = 0usize;
+            for (seq, m) in long.iter().enumerate() {
+                let v = d.decode_long(m, None).unwrap();
+                n += usize::from(a.push_ref(v, seq as u64).reading.is_some());
+            }
+            black_box(n + a.flush_older_than(i64::MAX).len())
+        })
+    });
+    g.finish();
+}
+
+criterion_group!(benches, pipeline, long_format);
 criterion_main!(benches);
