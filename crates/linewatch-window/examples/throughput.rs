@@ -54,6 +54,14 @@ fn main() {
     let decode_s = t.elapsed().as_secs_f64();
     assert_eq!(vals, n * 8);
 
+    // The bound: serde_json only checking the syntax of the same messages (no value kept).
+    let t = Instant::now();
+    for m in &msgs {
+        let s = std::str::from_utf8(m).unwrap();
+        serde_json::from_str::<serde::de::IgnoredAny>(s).unwrap();
+    }
+    let skip_s = t.elapsed().as_secs_f64();
+
     // decode + window + batch, as the runtime does it
     let best = (0..3)
         .map(|_| {
@@ -86,6 +94,11 @@ fn main() {
         "decode only:                 {:>10.0} readings/s ({:.0} MB/s)",
         n as f64 / decode_s,
         bytes as f64 / decode_s / 1e6
+    );
+    println!(
+        "serde_json syntax pass only: {:>10.0} messages/s ({:.0} MB/s; the parser's bound)",
+        n as f64 / skip_s,
+        bytes as f64 / skip_s / 1e6
     );
     println!(
         "decode + window + batch:     {:>10.0} readings/s (best of 3, one core)",
