@@ -337,6 +337,8 @@ fn outcome(
         unscored_rows: rows.iter().filter(|r| r.score.is_none()).count(),
         partial_windows,
         threshold: fitted.model.threshold(),
+        shrinkage: fitted.model.summary().shrinkage,
+        residual: fitted.model.summary().residual,
         metrics: metrics(rows.iter().map(|r| (r.score, r.alert, r.label))),
     };
     let (components, t2_limit, spe_limit, error) = match &fitted.baseline {

@@ -33,6 +33,11 @@ pub struct FileReport {
     pub partial_windows: usize,
     /// The model's alert threshold on the anomaly score.
     pub threshold: f64,
+    /// Covariance shrinkage intensity the model's Gaussian part was fitted with (chosen by
+    /// `model.shrinkage`).
+    pub shrinkage: f64,
+    /// Whether the model kept its RePU residual beside the Gaussian part.
+    pub residual: bool,
     /// The model's figures over the evaluated rows.
     pub metrics: Metrics,
 }
