@@ -103,11 +103,11 @@ pub fn load_config(path: Option<&Path>) -> anyhow::Result<PipelineConfig> {
     let (text, origin) = match path {
         Some(p) => (
             std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?,
-            p.display().to_string(),
+            format!("pipeline file {}", p.display()),
         ),
         None => (
             "[pipeline]\nname = \"backtest\"\n".to_string(),
-            "defaults".to_string(),
+            "the configuration (built-in defaults and LINEWATCH__* variables)".to_string(),
         ),
     };
     let mut tree: toml::Table =

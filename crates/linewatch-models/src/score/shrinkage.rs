@@ -45,9 +45,9 @@ const STEP_STD: f64 = 1.0;
 /// How the covariance shrinkage intensity `a` of the Gaussian part is set.
 ///
 /// In configuration files: `"auto"`, `"ledoit_wolf"` or a number in `[0, 1]` (`null`, as
-/// written by older checkpoints, reads as `"ledoit_wolf"`).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
-#[serde(try_from = "ShrinkageRepr", into = "ShrinkageRepr")]
+/// written by older checkpoints, reads as `"ledoit_wolf"`); anything else is an error that
+/// names the value and the choices.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub enum Shrinkage {
     /// The intensity of [`SHRINKAGE_GRID`] with the highest out-of-fold power against
     /// single-feature steps (see the module documentation).
@@ -60,38 +60,66 @@ pub enum Shrinkage {
     Fixed(f64),
 }
 
-#[derive(Clone, Debug, Serialize, Deserialize)]
-#[serde(untagged)]
-enum ShrinkageRepr {
-    Value(f64),
-    Name(String),
-    Null(()),
-}
+const SHRINKAGE_EXPECTED: &str = "\"auto\", \"ledoit_wolf\" or a number in [0, 1]";
 
-impl TryFrom<ShrinkageRepr> for Shrinkage {
-    type Error = String;
-
-    fn try_from(r: ShrinkageRepr) -> std::result::Result<Self, String> {
-        match r {
-            ShrinkageRepr::Value(a) if (0.0..=1.0).contains(&a) => Ok(Self::Fixed(a)),
-            ShrinkageRepr::Value(a) => Err(format!("{a}: must be in [0, 1]")),
-            ShrinkageRepr::Name(n) if n == "auto" => Ok(Self::Auto),
-            ShrinkageRepr::Name(n) if n == "ledoit_wolf" => Ok(Self::LedoitWolf),
-            ShrinkageRepr::Name(n) => Err(format!(
-                "\"{n}\": must be \"auto\", \"ledoit_wolf\" or a number in [0, 1]"
-            )),
-            ShrinkageRepr::Null(()) => Ok(Self::LedoitWolf),
+impl Serialize for Shrinkage {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        match self {
+            Self::Auto => s.serialize_str("auto"),
+            Self::LedoitWolf => s.serialize_str("ledoit_wolf"),
+            Self::Fixed(a) => s.serialize_f64(*a),
         }
     }
 }
 
-impl From<Shrinkage> for ShrinkageRepr {
-    fn from(s: Shrinkage) -> Self {
-        match s {
-            Shrinkage::Auto => Self::Name("auto".into()),
-            Shrinkage::LedoitWolf => Self::Name("ledoit_wolf".into()),
-            Shrinkage::Fixed(a) => Self::Value(a),
+impl<'de> Deserialize<'de> for Shrinkage {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        d.deserialize_any(ShrinkageVisitor)
+    }
+}
+
+struct ShrinkageVisitor;
+
+impl ShrinkageVisitor {
+    fn fixed<E: serde::de::Error>(a: f64) -> std::result::Result<Shrinkage, E> {
+        if (0.0..=1.0).contains(&a) {
+            Ok(Shrinkage::Fixed(a))
+        } else {
+            Err(E::custom(format!("{a}: must be {SHRINKAGE_EXPECTED}")))
         }
+    }
+}
+
+impl serde::de::Visitor<'_> for ShrinkageVisitor {
+    type Value = Shrinkage;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(SHRINKAGE_EXPECTED)
+    }
+    fn visit_f64<E: serde::de::Error>(self, a: f64) -> std::result::Result<Shrinkage, E> {
+        Self::fixed(a)
+    }
+    fn visit_i64<E: serde::de::Error>(self, a: i64) -> std::result::Result<Shrinkage, E> {
+        Self::fixed(a as f64)
+    }
+    fn visit_u64<E: serde::de::Error>(self, a: u64) -> std::result::Result<Shrinkage, E> {
+        Self::fixed(a as f64)
+    }
+    fn visit_str<E: serde::de::Error>(self, name: &str) -> std::result::Result<Shrinkage, E> {
+        match name {
+            "auto" => Ok(Shrinkage::Auto),
+            "ledoit_wolf" => Ok(Shrinkage::LedoitWolf),
+            other => Err(E::custom(format!(
+                "{other:?}: must be {SHRINKAGE_EXPECTED}"
+            ))),
+        }
+    }
+    /// `null`, as older checkpoints wrote the Ledoit-Wolf default.
+    fn visit_unit<E: serde::de::Error>(self) -> std::result::Result<Shrinkage, E> {
+        Ok(Shrinkage::LedoitWolf)
+    }
+    fn visit_none<E: serde::de::Error>(self) -> std::result::Result<Shrinkage, E> {
+        Ok(Shrinkage::LedoitWolf)
     }
 }
 
@@ -302,8 +330,12 @@ mod tests {
         assert_eq!(read("\"ledoit_wolf\"").unwrap(), Shrinkage::LedoitWolf);
         assert_eq!(read("0.25").unwrap(), Shrinkage::Fixed(0.25));
         assert_eq!(read("null").unwrap(), Shrinkage::LedoitWolf);
-        for bad in ["1.5", "-0.1", "\"oas\""] {
-            assert!(read(bad).is_err(), "{bad} must be refused");
+        for bad in ["1.5", "-0.1", "\"oas\"", "true", "[0.1]"] {
+            let e = read(bad).unwrap_err().to_string();
+            assert!(
+                e.contains("\"auto\", \"ledoit_wolf\" or a number in [0, 1]"),
+                "{bad}: {e}"
+            );
         }
         for s in [
             Shrinkage::Auto,

@@ -11,17 +11,19 @@ impl PipelineConfig {
             path: path.to_path_buf(),
             source,
         })?;
-        Self::from_toml_with_env(&text, &path.display().to_string(), std::env::vars())
+        let origin = format!("pipeline file {}", path.display());
+        Self::from_toml_with_env(&text, &origin, std::env::vars())
     }
 
-    /// Parses TOML text, applies `env` (pairs of name and value) on top, and validates.
+    /// Parses TOML text, applies `env` (pairs of name and value) on top, and validates;
+    /// `origin` names the text in errors (`pipeline file X`).
     pub fn from_toml_with_env(
         text: &str,
         origin: &str,
         env: impl IntoIterator<Item = (String, String)>,
     ) -> Result<Self, ConfigError> {
         let mut tree: toml::Table = toml::from_str(text).map_err(|e| ConfigError::Parse {
-            path: origin.to_string(),
+            origin: origin.to_string(),
             message: e.to_string(),
         })?;
         apply_env(&mut tree, env)?;
@@ -29,7 +31,7 @@ impl PipelineConfig {
             toml::Value::Table(tree)
                 .try_into()
                 .map_err(|e: toml::de::Error| ConfigError::Parse {
-                    path: origin.to_string(),
+                    origin: origin.to_string(),
                     message: e.to_string(),
                 })?;
         cfg.validate()?;

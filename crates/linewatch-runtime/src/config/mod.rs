@@ -34,8 +34,9 @@ pub enum ConfigError {
         path: PathBuf,
         source: std::io::Error,
     },
-    #[error("pipeline file {path} is not valid: {message}")]
-    Parse { path: String, message: String },
+    /// `origin` names where the text came from (`pipeline file X`, or the built-in defaults).
+    #[error("{origin} is not valid: {message}")]
+    Parse { origin: String, message: String },
     #[error("environment variable {var}: {message}")]
     Env { var: String, message: String },
     #[error("invalid `{key}`: {message}")]

@@ -233,7 +233,7 @@ fn shrinkage_is_auto_ledoit_wolf_or_a_fraction() {
     assert_eq!(read("\"ledoit_wolf\"").unwrap(), Shrinkage::LedoitWolf);
     assert_eq!(read("0.2").unwrap(), Shrinkage::Fixed(0.2));
     assert_eq!(read("0").unwrap(), Shrinkage::Fixed(0.0));
-    for bad in ["1.5", "\"bogus\""] {
+    for bad in ["1.5", "\"bogus\"", "true"] {
         let e = read(bad).unwrap_err().to_string();
         assert!(e.contains("model.shrinkage"), "{bad}: {e}");
     }

@@ -170,9 +170,11 @@ pub(crate) async fn simulate(a: SimulateArgs) -> anyhow::Result<()> {
 pub(crate) async fn run_demo(a: DemoArgs) -> anyhow::Result<()> {
     let cfg = match &a.pipeline {
         Some(p) => PipelineConfig::load(p)?,
-        None => {
-            PipelineConfig::from_toml_with_env(DEMO_TOML, "pipelines/demo.toml", std::env::vars())?
-        }
+        None => PipelineConfig::from_toml_with_env(
+            DEMO_TOML,
+            "the built-in pipeline file pipelines/demo.toml",
+            std::env::vars(),
+        )?,
     };
     let opts = DemoOptions {
         duration: a.duration,
