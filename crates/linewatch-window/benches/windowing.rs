@@ -96,22 +96,7 @@ fn pipeline(c: &mut Criterion) {
 /// borrowed and gathered back into readings, as the pipeline does; throughput in values.
 fn long_format(c: &mut Criterion) {
     let limits = DecodeLimits::default();
-    let long: Vec<Vec<u8>> = common::messages(N / 8)
-        .iter()
-        .flat_map(|m| {
-            let r = decode_reading(m, &limits).unwrap();
-            r.values
-                .iter()
-                .map(|(tag, v)| {
-                    format!(
-                        r#"{{"line":"{}","machine":"{}","ts":{},"tag":"{tag}","value":{v}}}"#,
-                        r.line, r.machine, r.ts_ms
-                    )
-                    .into_bytes()
-                })
-                .collect::<Vec<_>>()
-        })
-        .collect();
+    let long = common::long_messages(&common::messages(N / 8));
     let mut g = c.benchmark_group("long_format");
     g.throughput(Throughput::Elements(long.len() as u64));
     g.sample_size(20);

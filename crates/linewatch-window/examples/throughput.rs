@@ -137,22 +137,7 @@ fn main() {
 
     // The same readings in the long format: one JSON message per channel value (default long
     // mapping), decoded and gathered back into readings.
-    let long: Vec<Vec<u8>> = msgs
-        .iter()
-        .flat_map(|m| {
-            let r = decode_reading(m, &limits).unwrap();
-            r.values
-                .iter()
-                .map(|(tag, v)| {
-                    serde_json::json!({
-                        "line": r.line, "machine": r.machine, "ts": r.ts_ms, "tag": tag, "value": v
-                    })
-                    .to_string()
-                    .into_bytes()
-                })
-                .collect::<Vec<_>>()
-        })
-        .collect();
+    let long = common::long_messages(&msgs);
     let long_bytes: usize = long.iter().map(Vec::len).sum();
     let best_long_decode = (0..3)
         .map(|_| {

@@ -63,3 +63,24 @@ pub fn messages(n: usize) -> Vec<Vec<u8>> {
         })
         .collect()
 }
+
+/// The same readings as `wide` in the long format: one JSON message per channel value, with
+/// the default long mapping (`line`, `machine`, `ts` in epoch milliseconds, `tag`, `value`).
+pub fn long_messages(wide: &[Vec<u8>]) -> Vec<Vec<u8>> {
+    let limits = linewatch_window::DecodeLimits::default();
+    wide.iter()
+        .flat_map(|m| {
+            let r = linewatch_window::decode_reading(m, &limits).unwrap_or_else(|e| panic!("{e}"));
+            r.values
+                .iter()
+                .map(|(tag, v)| {
+                    format!(
+                        r#"{{"line":"{}","machine":"{}","ts":{},"tag":"{tag}","value":{v}}}"#,
+                        r.line, r.machine, r.ts_ms
+                    )
+                    .into_bytes()
+                })
+                .collect::<Vec<_>>()
+        })
+        .collect()
+}
