@@ -242,7 +242,7 @@ pub(crate) fn centred_covariance(
 /// Ledoit-Wolf shrinkage intensity towards `mu I` for centred rows `xc` `[n, d]` with sample
 /// covariance `s` (divisor `n`): `min(b2, d2) / d2` with `d2 = ||S - mu I||^2` and
 /// `b2 = n^-2 sum_i ||x_i x_i^T - S||^2 = n^-2 (sum_i |x_i|^4 - n ||S||^2)`.
-fn ledoit_wolf(xc: &DMatrix<f64>, s: &DMatrix<f64>, mu: f64) -> f64 {
+pub(crate) fn ledoit_wolf(xc: &DMatrix<f64>, s: &DMatrix<f64>, mu: f64) -> f64 {
     let n = xc.nrows() as f64;
     let s_norm2 = s.norm_squared();
     let mut d2 = s_norm2;

@@ -3,9 +3,8 @@
 
 use candle_core::{DType, Device, Tensor};
 
-use super::{
-    MAX_CALIBRATION, ResidualMode, ScoreConfig, ScoreModel, ScoreSummary, eval, shrinkage,
-};
+use super::shrinkage::{Calibration, Shrinkage};
+use super::{MAX_CALIBRATION, ResidualMode, ScoreConfig, ScoreModel, ScoreSummary, eval};
 use crate::error::{ModelError, Result};
 use crate::gaussian::Whitener;
 use crate::mlp::{Directions, Mlp};
@@ -123,10 +122,20 @@ impl ScoreModel {
         let standardizer = Standardizer::fit(fit_raw, d)?;
         let (zf, _) = standardizer.transform(fit_raw, cfg.clip)?;
         let (zh, _) = standardizer.transform(held_raw, cfg.clip)?;
-        // The shrinkage is chosen (or estimated per fold) on contiguous blocks of every row;
-        // the same blocks' out-of-fold scores calibrate a Gaussian-only model.
-        let oof = shrinkage::out_of_fold(&rows, d, cfg, gap)?;
-        let gauss = Whitener::fit(&zf, d, oof.shrinkage)?;
+        // "auto" chooses the shrinkage on contiguous blocks of every row; the same blocks'
+        // out-of-fold scores calibrate a Gaussian-only model (built here only when needed).
+        let mut calibration = None;
+        let a = match cfg.shrinkage {
+            Shrinkage::Fixed(a) => Some(a),
+            Shrinkage::LedoitWolf => None,
+            Shrinkage::Auto => {
+                let c = Calibration::new(&rows, d, cfg, gap)?;
+                let a = c.choose(&rows, d, cfg)?;
+                calibration = Some(c);
+                Some(a)
+            }
+        };
+        let gauss = Whitener::fit(&zf, d, a)?;
         let uf = gauss.apply(&zf);
         let uh = gauss.apply(&zh);
         let gauss_held = gauss_ism_rows(&uh, d);
@@ -227,10 +236,14 @@ impl ScoreModel {
             None => {
                 // The Gaussian part on every row (cheap, and the most data), calibrated by
                 // out-of-fold scores of contiguous blocks.
-                let cal = oof.scores;
+                let cal = match calibration {
+                    Some(c) => c,
+                    None => Calibration::new(&rows, d, cfg, gap)?,
+                }
+                .scores(&rows, d, cfg, a)?;
                 let st = Standardizer::fit(&rows, d)?;
                 let (z, _) = st.transform(&rows, cfg.clip)?;
-                let g = Whitener::fit(&z, d, oof.shrinkage)?;
+                let g = Whitener::fit(&z, d, a)?;
                 let mut s = summary(n, gauss_loss);
                 s.shrinkage = g.shrinkage;
                 let m = Self::assemble(

@@ -26,7 +26,7 @@ use serde::{Deserialize, Serialize};
 use super::ScoreConfig;
 use super::fit::gauss_ism_rows;
 use crate::error::{ModelError, Result};
-use crate::gaussian::{Whitener, centred_covariance};
+use crate::gaussian::{Whitener, centred_covariance, ledoit_wolf};
 use crate::standardize::Standardizer;
 use crate::train::quantile;
 
@@ -135,94 +135,89 @@ impl Shrinkage {
     }
 }
 
-/// Out-of-fold scores of the Gaussian model and the shrinkage they were computed with.
-pub(super) struct OutOfFold {
-    /// The intensity to fit the final model with: `None` = Ledoit-Wolf on its own rows.
-    pub shrinkage: Option<f64>,
-    /// Anomaly score of every row, each by the model fitted without its block.
-    pub scores: Vec<f64>,
-}
-
 /// One calibration block and the Gaussian statistics of the rows outside it.
 struct Fold {
     block: Range<usize>,
     standardizer: Standardizer,
-    /// Standardised rows outside the block: kept only for Ledoit-Wolf, which needs them.
-    z: Option<Vec<f64>>,
     mean: Vec<f64>,
     cov: DMatrix<f64>,
+    /// Ledoit-Wolf's intensity for these rows (used when the configuration asks for it).
+    ledoit_wolf: f64,
 }
 
 impl Fold {
+    /// The fold's Gaussian part with intensity `a` (`None`: its Ledoit-Wolf intensity).
     fn whitener(&self, a: Option<f64>) -> Result<Whitener> {
-        match (a, &self.z) {
-            (Some(a), _) => Whitener::from_covariance(self.mean.clone(), self.cov.clone(), a),
-            (None, Some(z)) => Whitener::fit(z, self.mean.len(), None),
-            (None, None) => Err(ModelError::InvalidConfig(
-                "Ledoit-Wolf needs the fold's rows".into(),
-            )),
-        }
+        let a = a.unwrap_or(self.ledoit_wolf);
+        Whitener::from_covariance(self.mean.clone(), self.cov.clone(), a)
     }
 }
 
-/// Out-of-fold anomaly scores over `calibration_folds` contiguous blocks of the time-ordered
-/// rows `[n, d]`: each block is scored by a model (standardisation and shrinkage covariance)
-/// fitted on the rows outside it, less `gap` rows at each border so that no window shares
-/// readings with the block. With [`Shrinkage::Auto`] the intensity is chosen on the same
-/// blocks first.
-///
-/// Errors: a block leaves fewer than 8 rows to fit on.
-pub(super) fn out_of_fold(
-    rows: &[f64],
-    d: usize,
-    cfg: &ScoreConfig,
-    gap: usize,
-) -> Result<OutOfFold> {
-    let folds = folds(rows, d, cfg, gap)?;
-    let shrinkage = match cfg.shrinkage {
-        Shrinkage::Fixed(a) => Some(a),
-        Shrinkage::LedoitWolf => None,
-        Shrinkage::Auto => Some(select(rows, d, cfg, &folds)?),
-    };
-    let mut scores = Vec::with_capacity(rows.len() / d.max(1));
-    for f in &folds {
-        let g = f.whitener(shrinkage)?;
-        let (z, _) = f
-            .standardizer
-            .transform(&rows[f.block.start * d..f.block.end * d], cfg.clip)?;
-        scores.extend(gauss_ism_rows(&g.apply(&z), d));
-    }
-    Ok(OutOfFold { shrinkage, scores })
+/// The `calibration_folds` contiguous blocks of the time-ordered rows `[n, d]`, each with the
+/// standardisation and sample covariance of the rows outside it, less `gap` rows at each
+/// border so that no window shares readings with the block. They calibrate a Gaussian-only
+/// model (out-of-fold scores) and choose [`Shrinkage::Auto`]'s intensity; the covariances
+/// are computed once for both.
+pub(super) struct Calibration {
+    folds: Vec<Fold>,
 }
 
-fn folds(rows: &[f64], d: usize, cfg: &ScoreConfig, gap: usize) -> Result<Vec<Fold>> {
-    let n = rows.len() / d.max(1);
-    let k = cfg.calibration_folds.min(n);
-    let mut out = Vec::with_capacity(k);
-    for f in 0..k {
-        let (a, b) = (f * n / k, (f + 1) * n / k);
-        let mut train_rows = Vec::with_capacity(rows.len());
-        train_rows.extend_from_slice(&rows[..a.saturating_sub(gap) * d]);
-        train_rows.extend_from_slice(&rows[(b + gap).min(n) * d..]);
-        let m = train_rows.len() / d.max(1);
-        if m < 8 {
-            return Err(ModelError::InsufficientData(format!(
-                "{n} rows: a calibration fold leaves fewer than 8 rows to fit on"
-            )));
+impl Calibration {
+    /// Errors: a block leaves fewer than 8 rows to fit on.
+    pub(super) fn new(rows: &[f64], d: usize, cfg: &ScoreConfig, gap: usize) -> Result<Self> {
+        let n = rows.len() / d.max(1);
+        let k = cfg.calibration_folds.min(n);
+        let mut folds = Vec::with_capacity(k);
+        for f in 0..k {
+            let (a, b) = (f * n / k, (f + 1) * n / k);
+            let mut train_rows = Vec::with_capacity(rows.len());
+            train_rows.extend_from_slice(&rows[..a.saturating_sub(gap) * d]);
+            train_rows.extend_from_slice(&rows[(b + gap).min(n) * d..]);
+            let m = train_rows.len() / d.max(1);
+            if m < 8 {
+                return Err(ModelError::InsufficientData(format!(
+                    "{n} rows: a calibration fold leaves fewer than 8 rows to fit on"
+                )));
+            }
+            let standardizer = Standardizer::fit(&train_rows, d)?;
+            let (z, _) = standardizer.transform(&train_rows, cfg.clip)?;
+            let (mean, xc, cov) = centred_covariance(&z, m, d);
+            let ledoit_wolf = ledoit_wolf(&xc, &cov, cov.trace() / d as f64);
+            folds.push(Fold {
+                block: a..b,
+                standardizer,
+                mean,
+                cov,
+                ledoit_wolf,
+            });
         }
-        let standardizer = Standardizer::fit(&train_rows, d)?;
-        let (z, _) = standardizer.transform(&train_rows, cfg.clip)?;
-        let (mean, _, cov) = centred_covariance(&z, m, d);
-        let keep = cfg.shrinkage == Shrinkage::LedoitWolf;
-        out.push(Fold {
-            block: a..b,
-            standardizer,
-            z: keep.then_some(z),
-            mean,
-            cov,
-        });
+        Ok(Self { folds })
     }
-    Ok(out)
+
+    /// The intensity [`Shrinkage::Auto`] chooses on these blocks (see [`select`]).
+    pub(super) fn choose(&self, rows: &[f64], d: usize, cfg: &ScoreConfig) -> Result<f64> {
+        select(rows, d, cfg, &self.folds)
+    }
+
+    /// Out-of-fold anomaly score of every row, each by the model of the rows outside its
+    /// block, with intensity `a` (`None`: each fold's Ledoit-Wolf intensity).
+    pub(super) fn scores(
+        &self,
+        rows: &[f64],
+        d: usize,
+        cfg: &ScoreConfig,
+        a: Option<f64>,
+    ) -> Result<Vec<f64>> {
+        let mut scores = Vec::with_capacity(rows.len() / d.max(1));
+        for f in &self.folds {
+            let g = f.whitener(a)?;
+            let (z, _) = f
+                .standardizer
+                .transform(&rows[f.block.start * d..f.block.end * d], cfg.clip)?;
+            scores.extend(gauss_ism_rows(&g.apply(&z), d));
+        }
+        Ok(scores)
+    }
 }
 
 /// The [`SHRINKAGE_GRID`] intensity of the highest out-of-fold power against one-standard-

@@ -121,9 +121,11 @@ impl FieldMap {
         *self == Self::default()
     }
 
-    /// The pointers a message is read through, by field: line and machine unless they come
-    /// from elsewhere (`line_constant`, `machine_from_key`); `values` is apart (an object).
-    pub(super) fn pointers(&self) -> Vec<(Slot, &str)> {
+    /// The pointers a message of the long (`long`) or wide format is read through, by field:
+    /// line and machine unless they come from elsewhere (`line_constant`,
+    /// `machine_from_key`), the time, and `tag` and `value` in the long format (the wide
+    /// format's `values` is apart: an object).
+    pub(super) fn pointers(&self, long: bool) -> Vec<(Slot, &str)> {
         let mut out = Vec::with_capacity(5);
         if self.line_constant.is_none() {
             out.push((Slot::Line, self.line.as_str()));
@@ -132,8 +134,10 @@ impl FieldMap {
             out.push((Slot::Machine, self.machine.as_str()));
         }
         out.push((Slot::Ts, self.ts.as_str()));
-        out.push((Slot::Tag, self.tag.as_str()));
-        out.push((Slot::Value, self.value.as_str()));
+        if long {
+            out.push((Slot::Tag, self.tag.as_str()));
+            out.push((Slot::Value, self.value.as_str()));
+        }
         out
     }
 
@@ -257,7 +261,7 @@ impl MappedDecoder {
     /// pointer only ever finds nothing, reported as a missing field).
     pub fn new(format: Format, map: FieldMap, limits: DecodeLimits) -> Self {
         let walk = (format == Format::JsonLong)
-            .then(|| PointerTree::new(&map.pointers()))
+            .then(|| PointerTree::new(&map.pointers(true)))
             .flatten();
         Self {
             format,
@@ -334,10 +338,16 @@ impl MappedDecoder {
     /// As [`MappedDecoder::decode`], after parsing.
     pub fn decode_tree(&self, root: &Value, key: Option<&[u8]>) -> Result<Decoded, DecodeError> {
         let mut found: Found<'_> = Default::default();
-        for (slot, pointer) in self.map.pointers() {
+        let long = self.format.is_long();
+        for (slot, pointer) in self.map.pointers(long) {
             found[slot as usize] = root.pointer(pointer).map(scalar_of);
         }
-        self.decode_found(found, root.pointer(&self.map.values), key)
+        let values = if long {
+            None
+        } else {
+            root.pointer(&self.map.values)
+        };
+        self.decode_found(found, values, key)
     }
 
     /// Line, machine and checked event time from the scalars found at the pointers (or the
