@@ -29,6 +29,7 @@ mod mapped;
 mod parse;
 mod readings;
 mod sparkplug;
+mod tree;
 mod walk;
 
 use std::borrow::Cow;
