@@ -170,3 +170,63 @@ async fn group_consumer_commits_offsets_manually_and_resumes_there() {
     drop(committed);
     drop(tpl);
 }
+
+/// The alert reconciliation after a crash reads the alert topic back to learn which alerts
+/// it already holds. Alerts produced together travel in one record batch; all of them must
+/// be found, whatever high watermark the broker reports for that batch (tansu 0.6.0 reports
+/// one past its first record), or an alert already on the topic would be sent again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reading_the_alert_topic_back_finds_every_alert_of_a_batch() {
+    let topic = common::unique("lw-alerts-readback");
+    common::create_topics(&[(&topic, 2)]).await;
+    let producer: FutureProducer = ClientConfig::new()
+        .set("bootstrap.servers", common::brokers())
+        .set("linger.ms", "50")
+        .set("message.timeout.ms", "30000")
+        .create()
+        .expect("producer");
+    let mut expected = std::collections::HashSet::new();
+    for round in 0..2 {
+        let mut deliveries = Vec::new();
+        for i in 0..6 {
+            let id = format!("alert-{round}-{i}");
+            let state = if i % 2 == 0 { "open" } else { "resolved" };
+            let payload = serde_json::json!({ "alert_id": id, "state": state }).to_string();
+            let record = FutureRecord::to(&topic).key("m-1").payload(&payload);
+            deliveries.push(
+                producer
+                    .send_result(record)
+                    .map_err(|(e, _)| e)
+                    .expect("enqueue"),
+            );
+            expected.insert((id, state.to_string()));
+        }
+        for d in deliveries {
+            d.await
+                .expect("delivery future")
+                .map_err(|(e, _)| e)
+                .expect("delivery");
+        }
+    }
+    let mut cfg = linewatch_runtime::config::PipelineConfig::default();
+    cfg.kafka.brokers = common::brokers();
+    cfg.kafka.alerts_topic = topic.clone();
+    let found = tokio::task::spawn_blocking(move || {
+        linewatch_runtime::kafka::recent_alert_keys(&cfg, 100_000)
+    })
+    .await
+    .expect("reader thread")
+    .expect("reading the alert topic");
+    assert_eq!(found, expected, "alerts found on {topic}");
+    // Only the newest messages of each partition when asked for fewer.
+    let mut cfg = linewatch_runtime::config::PipelineConfig::default();
+    cfg.kafka.brokers = common::brokers();
+    cfg.kafka.alerts_topic = topic;
+    let newest =
+        tokio::task::spawn_blocking(move || linewatch_runtime::kafka::recent_alert_keys(&cfg, 3))
+            .await
+            .expect("reader thread")
+            .expect("reading the alert topic");
+    assert!(newest.contains(&("alert-1-5".to_string(), "resolved".to_string())));
+    assert!(!newest.contains(&("alert-0-0".to_string(), "open".to_string())));
+}

@@ -316,8 +316,18 @@ pub async fn await_ack(
     }
 }
 
+/// How long [`recent_alert_keys`] goes on reading after the reported high watermarks, until
+/// no message arrives.
+pub const ALERT_READ_QUIET: Duration = Duration::from_secs(1);
+
 /// The `(alert_id, state)` pairs among the newest `max_per_partition` messages of each
 /// partition of the alert topic (reads without joining a group, then lets go).
+///
+/// Reads until every partition reached the high watermark it reported, then on until nothing
+/// arrives for [`ALERT_READ_QUIET`]: a broker may report the high watermark as one past the
+/// *first* offset of its last record batch (tansu 0.6.0 does), and stopping there would miss
+/// the rest of that batch, so a re-send after a crash would repeat an alert already on the
+/// topic. Errors: metadata, watermarks or a fetch failing, or 60 s without reaching the end.
 pub fn recent_alert_keys(
     cfg: &PipelineConfig,
     max_per_partition: i64,
@@ -361,13 +371,15 @@ pub fn recent_alert_keys(
     consumer.assign(&tpl)?;
     drop(tpl);
     let deadline = std::time::Instant::now() + Duration::from_secs(60);
-    while !ends.is_empty() {
+    let mut last_message = std::time::Instant::now();
+    while !ends.is_empty() || last_message.elapsed() < ALERT_READ_QUIET {
         if std::time::Instant::now() > deadline {
             anyhow::bail!("timed out reading the alert topic {topic}");
         }
-        let Some(m) = consumer.poll(Duration::from_millis(200)) else {
+        let Some(m) = consumer.poll(Duration::from_millis(100)) else {
             continue;
         };
+        last_message = std::time::Instant::now();
         let m = m?;
         if let Ok(v) = serde_json::from_slice::<serde_json::Value>(m.payload().unwrap_or_default())
             && let (Some(id), Some(state)) = (v["alert_id"].as_str(), v["state"].as_str())
