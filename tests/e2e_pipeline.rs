@@ -93,7 +93,7 @@ async fn readings_become_parquet_rows_and_alerts_and_bad_messages_go_to_the_dlq(
         "full-severity faults raise alerts; log:\n{}",
         tail(&log)
     );
-    let parquet_alerts = common::parquet_rows(&out.join("alerts"));
+    let parquet_alerts = common::parquet_rows(out.join("alerts"));
     assert_eq!(
         parquet_alerts,
         alerts.len(),
@@ -133,12 +133,12 @@ async fn sigkill_mid_stream_then_restart_loses_no_window_and_repeats_no_alert() 
     for (k, chunk) in chunks.iter().enumerate() {
         common::produce(&p, &t.readings, chunk).await;
         if k == 3 {
-            let before = common::parquet_rows(&out.join("scores"));
+            let before = common::parquet_rows(out.join("scores"));
             wait_for(
                 "rows of the faulty hours",
                 &log,
                 Duration::from_secs(120),
-                || common::parquet_rows(&out.join("scores")) > before,
+                || common::parquet_rows(out.join("scores")) > before,
             );
             let mut c = child.take().unwrap();
             c.kill().unwrap(); // SIGKILL: no flush, no commit

@@ -157,7 +157,7 @@ async fn a_broker_outage_is_ridden_out_and_reported() {
         tail(&log)
     );
     assert_eq!(
-        common::parquet_rows(&out.join("alerts")),
+        common::parquet_rows(out.join("alerts")),
         alerts.len(),
         "alerts topic and alerts/ Parquet agree"
     );

@@ -2,7 +2,6 @@
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::HashMap;
-use std::path::Path;
 use std::time::Duration;
 
 use rdkafka::ClientConfig;
@@ -219,11 +218,9 @@ pub fn read_all_on(brokers: &str, topic: &str, partitions: i32) -> Vec<Received>
     out
 }
 
-/// Rows of every Parquet file under `root` (0 when it does not exist).
-pub fn parquet_rows(root: &Path) -> usize {
-    if !root.exists() {
-        return 0;
-    }
+/// Rows of every Parquet file under `root`, a folder or an object-store prefix (0 when it
+/// does not exist).
+pub fn parquet_rows(root: impl Into<linewatch_sink::Location>) -> usize {
     linewatch_sink::read_all(root)
         .unwrap()
         .iter()

@@ -11,6 +11,7 @@ use arrow_array::{
     Array, BooleanArray, Float64Array, StringArray, TimestampMillisecondArray, UInt32Array,
 };
 use linewatch_sim::{SimConfig, SimEvent};
+use linewatch_sink::Location;
 use linewatch_tables::scores as S;
 
 pub const WINDOW_MS: i64 = 10_000;
@@ -63,6 +64,16 @@ pub fn write_pipeline(dir: &Path, prefix: &str, t: &Topics) -> (PathBuf, PathBuf
 }
 
 pub fn pipeline_toml(name: &str, t: &Topics, out: &Path) -> String {
+    pipeline_toml_at(
+        name,
+        t,
+        &out.display().to_string(),
+        &out.join("models").display().to_string(),
+    )
+}
+
+/// [`pipeline_toml`] with `sink.out` and `retrain.models_dir` as written (paths or URLs).
+pub fn pipeline_toml_at(name: &str, t: &Topics, out: &str, models: &str) -> String {
     format!(
         r#"
 [pipeline]
@@ -92,8 +103,6 @@ listen = ""
         r = t.readings,
         i = t.inspections,
         a = t.alerts,
-        models = out.join("models").display(),
-        out = out.display(),
     )
 }
 
@@ -223,23 +232,27 @@ pub fn closed_by_watermark(
 }
 
 /// Waits until every window the watermark closed is in the scores table.
-pub fn wait_for_windows(out: &Path, log: &Path, expected: usize) {
+pub fn wait_for_windows(out: impl Into<Location>, log: &Path, expected: usize) {
+    let scores = out.into().join(S::TABLE);
     wait_for(
         "the pipeline to write every closed window",
         log,
         Duration::from_secs(150),
-        || super::parquet_rows(&out.join(S::TABLE)) >= expected,
+        || super::parquet_rows(&scores) >= expected,
     );
 }
 
-pub fn model_exists(out: &Path, name: &str) -> bool {
-    out.join("models").join(name).join("v000001").exists()
+/// Whether a complete model version exists under `out/models/<name>` (a folder or an
+/// object-store prefix).
+pub fn model_exists(out: impl Into<Location>, name: &str) -> bool {
+    let root = out.into().join(&format!("models/{name}"));
+    linewatch_runtime::model_store::list_versions(&root).is_ok_and(|v| !v.is_empty())
 }
 
 /// Every scores row read back: (machine, window start) -> (n_readings, temp mean, score set).
-pub fn read_scores(out: &Path) -> Vec<ScoreRow> {
+pub fn read_scores(out: impl Into<Location>) -> Vec<ScoreRow> {
     let mut rows = Vec::new();
-    for b in linewatch_sink::read_all(out.join(S::TABLE)).unwrap() {
+    for b in linewatch_sink::read_all(out.into().join(S::TABLE)).unwrap() {
         let s = |n: &str| b.column_by_name(n).unwrap_or_else(|| panic!("column {n}"));
         let machine = s(S::MACHINE)
             .as_any()
@@ -306,7 +319,7 @@ pub fn read_scores(out: &Path) -> Vec<ScoreRow> {
     rows
 }
 
-pub fn check_windows(out: &Path, expected: &BTreeMap<(String, i64), Vec<f64>>) {
+pub fn check_windows(out: impl Into<Location>, expected: &BTreeMap<(String, i64), Vec<f64>>) {
     let rows = read_scores(out);
     let mut seen = HashSet::new();
     for (machine, start, end, n, mean, score, version) in &rows {
@@ -414,7 +427,7 @@ impl Census {
 }
 
 /// Counts the scores table against `expected` (see [`Census`]).
-pub fn census(out: &Path, expected: &BTreeMap<(String, i64), Vec<f64>>) -> Census {
+pub fn census(out: impl Into<Location>, expected: &BTreeMap<(String, i64), Vec<f64>>) -> Census {
     let mut c = Census {
         expected: expected.len(),
         ..Census::default()

@@ -13,6 +13,7 @@ use linewatch_tables::{self as tables, labels as L, read, scores as S};
 
 use linewatch_runtime::config::PipelineConfig;
 use linewatch_runtime::trainer::{GuardBand, LabelledRow, Outcome, TrainJob, TrainRow};
+use linewatch_sink::Location;
 
 /// How a `train` run ended; the process exit code follows it.
 #[derive(Debug, Clone, PartialEq)]
@@ -65,19 +66,22 @@ fn col<'a, T: Array + 'static>(b: &'a RecordBatch, name: &str) -> anyhow::Result
 
 /// Normal windows (no open alert, not over their threshold, none such within
 /// `retrain.guard_windows` of them) from `<from>/scores`, newest `retrain.max_rows` of them,
-/// and labelled windows from `<from>/labels`.
+/// and labelled windows from `<from>/labels`. `from` is a folder or an object-store URL
+/// (`s3://bucket/prefix`).
 pub fn job_from_parquet(
     cfg: &PipelineConfig,
     from: &Path,
     feature_names: &[String],
 ) -> anyhow::Result<(TrainJob, TrainCounts)> {
     let mut counts = TrainCounts::default();
+    let from = Location::from_path_or_url(from).context("--from")?;
     let scores = from.join(tables::scores::TABLE);
-    if !scores.exists() {
-        anyhow::bail!(
-            "{} does not exist (expected the scores table under --from)",
-            scores.display()
-        );
+    let missing = match scores.as_local() {
+        Some(dir) => !dir.exists(),
+        None => linewatch_sink::list_files(&scores)?.is_empty(),
+    };
+    if missing {
+        anyhow::bail!("{scores} does not exist (expected the scores table under --from)");
     }
     // (window_start, machine, features, normal)
     let mut rows: Vec<(i64, String, i64, Vec<f64>, bool)> = Vec::new();
@@ -132,7 +136,7 @@ pub fn job_from_parquet(
     // Labels: an inspection applies to the window of its machine that contains its time.
     let mut labelled = Vec::new();
     let labels = from.join(tables::labels::TABLE);
-    if labels.exists() {
+    if labels.as_local().is_none_or(Path::exists) {
         let index: HashMap<(&str, i64), &Vec<f64>> =
             rows.iter().map(|r| ((r.1.as_str(), r.0), &r.3)).collect();
         for b in linewatch_sink::read_all(&labels)? {
@@ -184,7 +188,8 @@ pub fn job_from_parquet(
 }
 
 /// One retraining job: history from `from`, versions under `models` (replacing
-/// `retrain.models_dir`), gated against the newest valid version there. Returns how it ended
+/// `retrain.models_dir`), gated against the newest valid version there. Both are folders or
+/// object-store URLs. Returns how it ended
 /// and what was read and left out.
 pub fn train_from_parquet(
     mut cfg: PipelineConfig,
@@ -210,13 +215,14 @@ pub fn train_from_parquet(
         );
         return Ok((TrainResult::NoData(why), counts));
     }
-    job.serving = linewatch_runtime::model_store::load_newest(&cfg.models_root(), &feature_names)?
-        .map(Arc::new);
+    let models_at = cfg.models_location().context("--models")?;
+    job.serving =
+        linewatch_runtime::model_store::load_newest(&models_at, &feature_names)?.map(Arc::new);
     if let Some(s) = &job.serving {
         tracing::info!(version = %s.version, "gating against the serving version");
     }
     let result = match linewatch_runtime::trainer::train_and_validate(
-        &linewatch_runtime::trainer::TrainSettings::of(&cfg),
+        &linewatch_runtime::trainer::TrainSettings::of(&cfg, models_at),
         &feature_names,
         job,
     )? {

@@ -185,13 +185,14 @@ pub fn render(opts: &ReportOptions) -> Result<ReportSummary, ReportError> {
             "from ({f}) must be before to ({t})"
         )));
     }
-    if !opts.scores_root.is_dir() {
+    let root = linewatch_sink::Location::from_path_or_url(&opts.scores_root)?;
+    if root.as_local().is_some_and(|dir| !dir.is_dir()) {
         return Err(ReportError::ScoresRootMissing(opts.scores_root.clone()));
     }
 
     let from_ms = opts.from.map(load::to_ms);
     let to_ms = opts.to.map(load::to_ms);
-    let (rows, unusable) = load::load_rows(&opts.scores_root, &opts.machine, from_ms, to_ms)?;
+    let (rows, unusable) = load::load_rows(&root, &opts.machine, from_ms, to_ms)?;
     let (Some(first_row), Some(last_end)) = (rows.first(), rows.iter().map(|r| r.end_ms).max())
     else {
         return Err(ReportError::NoRows {

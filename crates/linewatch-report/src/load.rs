@@ -80,7 +80,7 @@ pub struct Unusable {
 /// and counts what could not be used ([`Unusable`]). Only files in `date=` partitions that
 /// can hold such rows are opened.
 pub(crate) fn load_rows(
-    root: &Path,
+    root: &linewatch_sink::Location,
     machine: &str,
     from_ms: Option<i64>,
     to_ms: Option<i64>,
@@ -93,11 +93,13 @@ pub(crate) fn load_rows(
         }
         let path_line =
             linewatch_sink::decode_partition_value(&info.line).unwrap_or_else(|| info.line.clone());
-        for batch in linewatch_sink::read_file(&info.path)? {
+        // Errors name the file by its path or URL.
+        let file = std::path::PathBuf::from(info.location.to_string());
+        for batch in linewatch_sink::read_file(&info.location)? {
             let range = (from_ms, to_ms);
             extract(
                 &batch,
-                &info.path,
+                &file,
                 &path_line,
                 machine,
                 range,

@@ -229,7 +229,7 @@ fn fixture(dir: &Path) -> PathBuf {
             &[],
         )
         .unwrap();
-    table.root().to_path_buf()
+    table.root().as_local().unwrap().to_path_buf()
 }
 
 /// Copies a rendered picture to `$LINEWATCH_REPORT_KEEP/` when set.

@@ -24,12 +24,11 @@ pub fn open_table(
     let mut tc = linewatch_sink::TableConfig::new(table, timestamp_column);
     tc.zstd_level = cfg.sink.zstd_level;
     tc.max_row_group_rows = cfg.sink.row_group_rows;
-    linewatch_sink::ParquetTable::open(&cfg.sink.out, tc).map_err(|e| {
-        anyhow::anyhow!(
-            "opening the {table} table under {}: {e}",
-            cfg.sink.out.display()
-        )
-    })
+    let out = cfg
+        .out_location()
+        .map_err(|e| anyhow::anyhow!("sink.out: {e}"))?;
+    linewatch_sink::ParquetTable::open(&out, tc)
+        .map_err(|e| anyhow::anyhow!("opening the {table} table under {out}: {e}"))
 }
 
 /// The columns the scorer appends to the window's feature columns, in order (defined in

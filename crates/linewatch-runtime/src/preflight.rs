@@ -27,6 +27,26 @@ pub fn ensure_writable_dir(dir: &Path, what: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// [`ensure_writable_dir`] for a location that may be an object-store prefix: there, a
+/// probe object (`_state/write-check-<pid>`) is put and deleted, which proves the
+/// credentials, the bucket and the permissions before the run starts.
+///
+/// # Errors
+/// As [`ensure_writable_dir`]; for an object store, the put or the delete failing.
+pub fn ensure_writable(location: &linewatch_sink::Location, what: &str) -> anyhow::Result<()> {
+    if let Some(dir) = location.as_local() {
+        return ensure_writable_dir(dir, what);
+    }
+    let probe = location.join(&format!("_state/write-check-{}", std::process::id()));
+    probe
+        .put(b"linewatch write check".to_vec())
+        .with_context(|| format!("{what}: cannot write to {location}"))?;
+    probe
+        .delete()
+        .with_context(|| format!("{what}: cannot delete {probe}"))?;
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]

@@ -42,7 +42,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         Arc::new(BooleanArray::from(vec![false, true, false, true, false])),
     ];
     let batch = RecordBatch::try_new(schema, cols)?;
-    let table = ParquetTable::open(&out, TableConfig::new("scores", "window_start"))?;
+    let table = ParquetTable::open(
+        linewatch_sink::Location::parse(&out)?,
+        TableConfig::new("scores", "window_start"),
+    )?;
     table.write_file(
         &[batch],
         &FileName::new(0, 0, 4)?,

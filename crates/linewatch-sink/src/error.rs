@@ -119,8 +119,8 @@ pub enum SinkError {
     /// The Parquet writer or reader failed.
     #[error("Parquet error on {path}: {source}")]
     Parquet {
-        /// The file involved.
-        path: PathBuf,
+        /// The file or object involved (a path or URL).
+        path: String,
         /// The underlying error.
         #[source]
         source: ParquetError,
@@ -129,12 +129,40 @@ pub enum SinkError {
     /// An Arrow compute kernel failed (splitting rows by partition).
     #[error("Arrow error: {0}")]
     Arrow(#[from] ArrowError),
+
+    /// A `sink.out` or models location that cannot be used: an unparsable URL, an unknown
+    /// scheme, or a store the environment cannot configure.
+    #[error("invalid storage location {location:?}: {reason}")]
+    InvalidLocation {
+        /// As written.
+        location: String,
+        /// Why.
+        reason: String,
+    },
+
+    /// No file or object at this location.
+    #[error("{0} does not exist")]
+    NotFound(String),
+
+    /// An object-store request failed (after the client's own retries).
+    #[error("object store error on {location}: {source}")]
+    Store {
+        /// The object or prefix (URL).
+        location: String,
+        /// The client's error.
+        #[source]
+        source: Box<object_store::Error>,
+    },
+
+    /// The object-store runtime could not start, or one of its tasks panicked.
+    #[error("{0}")]
+    Runtime(String),
 }
 
 impl SinkError {
-    /// Whether retrying the same call may succeed (only I/O errors).
+    /// Whether retrying the same call may succeed (I/O and object-store errors).
     pub fn is_retryable(&self) -> bool {
-        matches!(self, SinkError::Io { .. })
+        matches!(self, SinkError::Io { .. } | SinkError::Store { .. })
     }
 
     pub(crate) fn io(path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> SinkError {
@@ -142,8 +170,8 @@ impl SinkError {
         move |source| SinkError::Io { path, source }
     }
 
-    pub(crate) fn parquet(path: impl Into<PathBuf>) -> impl FnOnce(ParquetError) -> SinkError {
-        let path = path.into();
+    pub(crate) fn parquet(path: impl std::fmt::Display) -> impl FnOnce(ParquetError) -> SinkError {
+        let path = path.to_string();
         move |source| SinkError::Parquet { path, source }
     }
 }

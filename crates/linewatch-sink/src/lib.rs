@@ -8,9 +8,12 @@
 //!
 //! ## Role
 //!
+//! - [`Location`] is where a table lives: a local directory or a prefix in an object store
+//!   (`s3://`, `gs://`, `az://`, through the `object_store` crate), with atomic puts.
 //! - [`ParquetTable::write_file`] splits Arrow [`RecordBatch`](arrow_array::RecordBatch)es
-//!   by partition and writes one zstd-compressed file per partition, atomically: temporary
-//!   name, `fsync`, rename, directory `fsync`. A file's name comes from the Kafka partition
+//!   by partition and writes one zstd-compressed file per partition, atomically: locally a
+//!   temporary name, `fsync`, rename, directory `fsync`; on an object store one PUT (or a
+//!   multipart upload for a large file), visible only once complete. A file's name comes from the Kafka partition
 //!   and offset range it holds ([`FileName`]), so a rewrite after a crash replaces rather
 //!   than duplicates. Its rename is what releases the offsets it holds for commit.
 //! - Key-value metadata goes into each file's footer (the runtime keeps per-machine
@@ -32,6 +35,7 @@
 //!
 //! ## Layout
 //!
+//! - `location`: [`Location`], local or object-store storage, atomic puts, listing.
 //! - `table`: [`ParquetTable`], [`TableConfig`], writing, listing and reading.
 //! - `file_name`: [`FileName`], the offset-derived file names.
 //! - `sanitize`: partition value encoding.
@@ -40,12 +44,14 @@
 
 mod error;
 mod file_name;
+pub mod location;
 mod roll;
 mod sanitize;
 mod table;
 
 pub use error::{Result, SinkError};
 pub use file_name::FileName;
+pub use location::{Listed, Location, MULTIPART_THRESHOLD};
 pub use roll::{DEFAULT_ROLL_MAX_AGE, DEFAULT_ROLL_MAX_BYTES, DEFAULT_ROLL_MAX_ROWS, RollPolicy};
 pub use sanitize::{
     HIVE_NULL_PARTITION, MAX_PARTITION_VALUE_LEN, PartitionValueTooLong, decode_partition_value,

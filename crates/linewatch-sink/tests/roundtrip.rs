@@ -204,9 +204,9 @@ fn two_dates_two_lines_make_four_files_with_exact_values_and_types() {
         .iter()
         .map(|w| {
             assert!(w.bytes > 0);
-            assert_eq!(fs::metadata(&w.path).unwrap().len(), w.bytes);
-            w.path
-                .strip_prefix(dir.path())
+            let path = w.location.as_local().unwrap();
+            assert_eq!(fs::metadata(path).unwrap().len(), w.bytes);
+            path.strip_prefix(dir.path())
                 .unwrap()
                 .to_string_lossy()
                 .into_owned()
@@ -225,8 +225,8 @@ fn two_dates_two_lines_make_four_files_with_exact_values_and_types() {
 
     // Every file holds only rows of its partition, in input order.
     for w in &written {
-        let got = from_batches(&read_file(&w.path).unwrap());
-        let p = w.path.to_string_lossy().into_owned();
+        let got = from_batches(&read_file(&w.location).unwrap());
+        let p = w.location.to_string();
         let expect: Vec<Row> = rows
             .iter()
             .filter(|r| {
@@ -290,7 +290,7 @@ fn zstd_row_groups_statistics_and_footer_metadata() {
         )
         .unwrap();
     assert_eq!(written.len(), 1);
-    let path = &written[0].path;
+    let path = written[0].location.as_local().unwrap();
 
     assert_eq!(read_footer_metadata(path).unwrap(), meta_in);
 
@@ -330,8 +330,8 @@ fn rewriting_the_same_name_replaces_and_other_names_add() {
         .write_file(std::slice::from_ref(&batch), &name, &kv(&[("v", "2")]))
         .unwrap();
     assert_eq!(
-        first.iter().map(|w| &w.path).collect::<Vec<_>>(),
-        second.iter().map(|w| &w.path).collect::<Vec<_>>()
+        first.iter().map(|w| &w.location).collect::<Vec<_>>(),
+        second.iter().map(|w| &w.location).collect::<Vec<_>>()
     );
     let total: usize = read_all(table.root())
         .unwrap()
@@ -340,7 +340,10 @@ fn rewriting_the_same_name_replaces_and_other_names_add() {
         .sum();
     assert_eq!(total, 300, "rewrite must replace, not duplicate");
     for w in &second {
-        assert_eq!(read_footer_metadata(&w.path).unwrap(), kv(&[("v", "2")]));
+        assert_eq!(
+            read_footer_metadata(&w.location).unwrap(),
+            kv(&[("v", "2")])
+        );
     }
     assert_eq!(list_files(table.root()).unwrap().len(), 4);
 
@@ -368,7 +371,13 @@ fn leftover_temporary_files_are_removed_on_open_and_foreign_files_ignored() {
     let written = table
         .write_file(&[to_batch(&rows)], &FileName::new(0, 0, 9).unwrap(), &[])
         .unwrap();
-    let pdir = written[0].path.parent().unwrap().to_path_buf();
+    let pdir = written[0]
+        .location
+        .as_local()
+        .unwrap()
+        .parent()
+        .unwrap()
+        .to_path_buf();
 
     // A crash between create and rename leaves this behind.
     let tmp =
@@ -385,7 +394,7 @@ fn leftover_temporary_files_are_removed_on_open_and_foreign_files_ignored() {
     let reopened = open(dir.path());
     assert!(!tmp.exists(), "temporary file must be removed on open");
     assert!(foreign.exists() && stray.exists());
-    assert!(written[0].path.exists());
+    assert!(written[0].location.as_local().unwrap().exists());
     assert_eq!(reopened.list_files().unwrap().len(), 1);
     assert_eq!(read_all(reopened.root()).unwrap()[0].num_rows(), 10);
     // Nothing left that a `*.parquet` glob could pick up but a reader could not read.
@@ -423,9 +432,9 @@ fn hostile_line_names_stay_inside_the_table_root() {
         names.len(),
         "each distinct line gets its own directory"
     );
-    let root = fs::canonicalize(table.root()).unwrap();
+    let root = fs::canonicalize(table.root().as_local().unwrap()).unwrap();
     for w in &written {
-        let p = fs::canonicalize(&w.path).unwrap();
+        let p = fs::canonicalize(w.location.as_local().unwrap()).unwrap();
         assert!(
             p.starts_with(&root),
             "{} escaped {}",
@@ -477,13 +486,23 @@ fn every_line_folder_decodes_to_the_exact_line_name() {
         .write_file(&[to_batch(&rows)], &FileName::new(0, 0, 9).unwrap(), &[])
         .unwrap();
     assert_eq!(written.len(), names.len());
-    let mut seen: Vec<String> = written.iter().map(|w| folder_line(&w.path)).collect();
+    let mut seen: Vec<String> = written
+        .iter()
+        .map(|w| folder_line(w.location.as_local().unwrap()))
+        .collect();
     seen.sort();
     let mut want: Vec<String> = names.iter().map(|s| s.to_string()).collect();
     want.sort();
     assert_eq!(seen, want);
     for w in &written {
-        let comp = w.path.parent().unwrap().file_name().unwrap();
+        let comp = w
+            .location
+            .as_local()
+            .unwrap()
+            .parent()
+            .unwrap()
+            .file_name()
+            .unwrap();
         assert!(comp.len() <= 255, "{comp:?}");
     }
 }
@@ -659,4 +678,45 @@ fn bad_input_is_a_clear_error_not_a_panic() {
     // Nothing was written by any of the failures, and no temporary files remain.
     assert!(list_files(table.root()).unwrap().is_empty());
     assert_eq!(table.cleanup_tmp_files().unwrap(), 0);
+}
+
+/// The same table on an object store (in memory here; `tests/` runs it against a real S3
+/// server): files land under the same keys, footers read from the tail, a rewrite replaces,
+/// and the rows read back equal the local table's.
+#[test]
+fn an_object_store_table_holds_what_a_local_one_holds() {
+    let dir = tempfile::tempdir().unwrap();
+    let local = open(dir.path());
+    let store = linewatch_sink::Location::in_memory().join("plant/out");
+    let remote = ParquetTable::open(&store, TableConfig::new("scores", "window_start")).unwrap();
+    let rows = make_rows(600, &["press-3", "press-4"], 2);
+    let meta = kv(&[("linewatch.flush_seq", "7")]);
+    for table in [&local, &remote] {
+        let name = FileName::new(3, 0, 599).unwrap();
+        table
+            .write_file(&[to_batch(&rows)], &name, &kv(&[("v", "1")]))
+            .unwrap();
+        table.write_file(&[to_batch(&rows)], &name, &meta).unwrap();
+    }
+    let names = |t: &ParquetTable| -> Vec<(i32, i64, i64, String, String)> {
+        t.list_files()
+            .unwrap()
+            .into_iter()
+            .map(|f| (f.partition, f.first_offset, f.last_offset, f.date, f.line))
+            .collect()
+    };
+    assert_eq!(names(&local), names(&remote));
+    assert_eq!(names(&remote).len(), 4, "a rewrite replaces");
+    for f in remote.list_files().unwrap() {
+        assert!(
+            f.location
+                .to_string()
+                .starts_with("memory://plant/out/scores/date=")
+        );
+        assert_eq!(read_footer_metadata(&f.location).unwrap(), meta);
+    }
+    let rows_of = |t: &ParquetTable| from_batches(&read_all(t.root()).unwrap());
+    assert_eq!(rows_of(&local), rows_of(&remote));
+    assert_eq!(rows_of(&remote).len(), 600);
+    assert_eq!(remote.cleanup_tmp_files().unwrap(), 0);
 }

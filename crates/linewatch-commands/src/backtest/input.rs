@@ -60,6 +60,22 @@ pub fn parse_time(s: &str) -> Option<i64> {
     })
 }
 
+/// Opens an input file: a local path, or an object-store URL (`s3://bucket/key.csv`, read
+/// whole into memory).
+pub(super) fn open_input(path: &Path) -> anyhow::Result<Box<dyn std::io::Read>> {
+    let location = linewatch_sink::Location::from_path_or_url(path)?;
+    Ok(match location.as_local() {
+        Some(local) => Box::new(
+            std::fs::File::open(local).with_context(|| format!("opening {}", local.display()))?,
+        ),
+        None => Box::new(std::io::Cursor::new(
+            location
+                .get()
+                .with_context(|| format!("reading {location}"))?,
+        )),
+    })
+}
+
 pub(super) fn parse_label(s: &str, decimal: u8) -> Option<bool> {
     let mut s = s.trim().to_ascii_lowercase();
     if decimal == b',' {
@@ -88,8 +104,7 @@ pub(super) fn read_csv(path: &Path, o: &CsvLayout<'_>) -> anyhow::Result<CsvFile
     let mut rdr = csv::ReaderBuilder::new()
         .delimiter(o.sep)
         .trim(csv::Trim::All)
-        .from_path(path)
-        .with_context(|| format!("opening {}", path.display()))?;
+        .from_reader(open_input(path)?);
     let headers = rdr
         .headers()
         .with_context(|| format!("{}: reading the header", path.display()))?

@@ -56,7 +56,7 @@ pub(super) fn read_jsonl(
         );
     }
     let decoder = MappedDecoder::new(d.format, d.fields.clone(), d.limits());
-    let file = std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
+    let file = super::input::open_input(path)?;
     // (line, machine) -> time -> readings at that time (wide: each message its own reading;
     // long: one gathered reading per instant).
     let mut series: BTreeMap<(String, String), BTreeMap<i64, Vec<Instant>>> = BTreeMap::new();

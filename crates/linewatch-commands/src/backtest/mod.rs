@@ -401,7 +401,8 @@ pub fn backtest(cfg: &PipelineConfig, o: &BacktestOptions) -> anyhow::Result<Bac
         );
     }
     o.baseline.validate().context("baseline settings")?;
-    linewatch_runtime::preflight::ensure_writable_dir(&o.out, "--out")?;
+    let out = linewatch_sink::Location::from_path_or_url(&o.out).context("--out")?;
+    linewatch_runtime::preflight::ensure_writable(&out, "--out")?;
 
     let (train, outcomes) = if o.train_csv.is_empty() {
         let split = o.split.unwrap_or(DEFAULT_SPLIT);
@@ -417,11 +418,8 @@ pub fn backtest(cfg: &PipelineConfig, o: &BacktestOptions) -> anyhow::Result<Bac
         (Some(t), v)
     };
 
-    let rows_path = o.out.join("rows.csv");
-    let mut w = std::io::BufWriter::new(
-        std::fs::File::create(&rows_path)
-            .with_context(|| format!("creating {}", rows_path.display()))?,
-    );
+    let rows_path = out.join("rows.csv");
+    let mut w: Vec<u8> = Vec::new();
     writeln!(
         w,
         "file,timestamp,anomaly_score,alert,label,p_value,baseline_alert"
@@ -457,7 +455,9 @@ pub fn backtest(cfg: &PipelineConfig, o: &BacktestOptions) -> anyhow::Result<Bac
             "file done"
         );
     }
-    w.flush()?;
+    rows_path
+        .put(w)
+        .with_context(|| format!("writing {rows_path}"))?;
 
     let all_rows = || outcomes.iter().flat_map(|fo| fo.rows.iter());
     let [b, t2, spe] = baseline_metrics(all_rows);
@@ -483,10 +483,9 @@ pub fn backtest(cfg: &PipelineConfig, o: &BacktestOptions) -> anyhow::Result<Bac
         },
         per_file: outcomes.into_iter().map(|fo| fo.report).collect(),
     };
-    std::fs::write(
-        o.out.join("summary.json"),
-        serde_json::to_vec_pretty(&summary)?,
-    )
-    .with_context(|| format!("writing {}", o.out.join("summary.json").display()))?;
+    let summary_path = out.join("summary.json");
+    summary_path
+        .put(serde_json::to_vec_pretty(&summary)?)
+        .with_context(|| format!("writing {summary_path}"))?;
     Ok(summary)
 }

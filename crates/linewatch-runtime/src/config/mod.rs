@@ -104,9 +104,27 @@ impl PipelineConfig {
         )
     }
 
-    /// Where this pipeline's model versions live.
+    /// Where this pipeline's model versions live, as written: `retrain.models_dir/<name>`.
     pub fn models_root(&self) -> PathBuf {
         self.retrain.models_dir.join(&self.pipeline.name)
+    }
+
+    /// [`Self::models_root`] as a storage location (a folder, or an object-store prefix when
+    /// `retrain.models_dir` is a URL such as `s3://bucket/models`).
+    ///
+    /// # Errors
+    /// An unknown scheme, a malformed URL, or a store the environment cannot configure.
+    pub fn models_location(&self) -> Result<linewatch_sink::Location, linewatch_sink::SinkError> {
+        linewatch_sink::Location::from_path_or_url(&self.retrain.models_dir)
+            .map(|l| l.join(&self.pipeline.name))
+    }
+
+    /// `sink.out` as a storage location (a folder, or an object-store prefix for a URL).
+    ///
+    /// # Errors
+    /// As [`Self::models_location`].
+    pub fn out_location(&self) -> Result<linewatch_sink::Location, linewatch_sink::SinkError> {
+        linewatch_sink::Location::from_path_or_url(&self.sink.out)
     }
 
     /// Checks every key; pure. The error names the key, the value and why.

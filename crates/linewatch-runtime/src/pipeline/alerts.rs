@@ -109,7 +109,7 @@ impl Pipeline {
             .get(&p)
             .and_then(|st| durability::acked_through(st.flush_seq))
         {
-            state_io::write_acked_marker(&self.cfg.sink.out, p, seq)
+            state_io::write_acked_marker(&self.out, p, seq)
                 .context("recording the alert acknowledgement")?;
         }
         Ok(())

@@ -13,7 +13,6 @@
 //! unless the alert topic already holds them.
 
 use std::collections::{HashMap, HashSet};
-use std::path::{Path, PathBuf};
 
 use linewatch_sink::FileInfo;
 
@@ -217,9 +216,9 @@ pub fn acked_through(next_flush_seq: u64) -> Option<u64> {
     next_flush_seq.checked_sub(1)
 }
 
-/// Where partition `p`'s ack marker lives under the output folder.
-pub fn acked_marker_path(out: &Path, p: i32) -> PathBuf {
-    out.join("_state").join(format!("alerts-acked-p{p:05}"))
+/// Where partition `p`'s ack marker lives under the output root (`/`-separated).
+pub fn acked_marker_key(p: i32) -> String {
+    format!("_state/alerts-acked-p{p:05}")
 }
 
 /// The flush sequence an ack marker's text records (`None` if it is not a number).

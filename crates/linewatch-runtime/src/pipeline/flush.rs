@@ -209,7 +209,7 @@ impl Pipeline {
             AlertAcknowledged { delay_s: delay }.emit(&mut self.progress);
         }
         if !alerts.is_empty() {
-            state_io::write_acked_marker(&self.cfg.sink.out, p, seq)
+            state_io::write_acked_marker(&self.out, p, seq)
                 .context("recording the alert acknowledgement")?;
         }
         st.durable = durable;

@@ -47,7 +47,7 @@ use crate::telemetry::Health;
 pub use crate::telemetry::Progress;
 use crate::trainer::{TrainBuffer, TrainSettings, Trainer};
 
-use linewatch_sink::{ParquetTable, RollPolicy};
+use linewatch_sink::{Location, ParquetTable, RollPolicy};
 use linewatch_window::{ChannelSet, DecodeLimits, FeatureSchema, ReadingsDecoder, WindowConfig};
 
 pub use alerts::SendAlertError;
@@ -66,6 +66,10 @@ pub struct Pipeline {
     decoder: ReadingsDecoder,
     window_cfg: WindowConfig,
     roll: RollPolicy,
+    /// `sink.out`: the tables and the ack markers (`_state/`).
+    out: Location,
+    /// `retrain.models_dir/<pipeline>`: the model versions.
+    models_at: Location,
     scores: ParquetTable,
     alerts: ParquetTable,
     labels: ParquetTable,
@@ -99,8 +103,10 @@ impl Pipeline {
         let window_cfg = cfg.window_config();
         window_cfg.validate().context("window config")?;
         let limits = cfg.decode.limits();
-        crate::preflight::ensure_writable_dir(&cfg.sink.out, "sink.out")?;
-        crate::preflight::ensure_writable_dir(&cfg.models_root(), "retrain.models_dir")?;
+        let out = cfg.out_location().context("sink.out")?;
+        let models_at = cfg.models_location().context("retrain.models_dir")?;
+        crate::preflight::ensure_writable(&out, "sink.out")?;
+        crate::preflight::ensure_writable(&models_at, "retrain.models_dir")?;
         let schemas: Option<Box<dyn linewatch_window::SchemaSource>> =
             if cfg.decode.format.is_avro() {
                 Some(Box::new(crate::registry::RegistryClient::new(
@@ -127,15 +133,18 @@ impl Pipeline {
             max_age: cfg.sink.max_age,
         };
         let models = ModelSlot::default();
-        match crate::model_store::load_newest(&cfg.models_root(), inputs.names()) {
+        match crate::model_store::load_newest(&models_at, inputs.names()) {
             Ok(Some(snapshot)) => {
                 tracing::info!(version = %snapshot.version, "serving the newest valid model");
                 models.swap(Some(Arc::new(snapshot)));
             }
             Ok(None) => tracing::info!("no model yet: warming up (rows get null scores)"),
-            Err(e) => tracing::warn!(error = %e, "could not read the models folder; warming up"),
+            Err(e) => tracing::warn!(error = %e, "could not read the model store; warming up"),
         }
-        let trainer = Trainer::spawn(TrainSettings::of(&cfg), inputs.names().to_vec())?;
+        let trainer = Trainer::spawn(
+            TrainSettings::of(&cfg, models_at.clone()),
+            inputs.names().to_vec(),
+        )?;
         let buffer = TrainBuffer::new(cfg.retrain.max_rows, cfg.slide().as_millis() as i64);
         let progress = Progress {
             model_version: models.current().map(|s| s.version.clone()),
@@ -150,6 +159,8 @@ impl Pipeline {
             limits,
             window_cfg,
             roll,
+            out,
+            models_at,
             scores,
             alerts,
             labels,

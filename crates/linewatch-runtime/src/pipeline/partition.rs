@@ -139,8 +139,7 @@ impl Pipeline {
     }
 
     fn restore_partition(&self, p: i32) -> anyhow::Result<PartitionState> {
-        let restored =
-            state_io::restore_partition(&self.scores, &self.alerts, &self.cfg.sink.out, p);
+        let restored = state_io::restore_partition(&self.scores, &self.alerts, &self.out, p);
         let mut alerter = Alerter::new(
             &self.cfg.pipeline.name,
             self.cfg.alert.open_after,

@@ -35,7 +35,7 @@ impl Pipeline {
     /// Serves a newer version written by another process (e.g. a `linewatch train` job).
     pub(super) fn pick_up_new_version(&mut self) {
         let current = self.models.current().map(|s| s.version.clone());
-        let newest = match model_store::list_versions(&self.cfg.models_root()) {
+        let newest = match model_store::list_versions(&self.models_at) {
             Ok(v) => v.into_iter().last(),
             Err(e) => {
                 tracing::debug!(error = %e, "cannot list model versions");

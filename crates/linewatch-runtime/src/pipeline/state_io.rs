@@ -3,9 +3,8 @@
 //! [`super::durability`].
 
 use std::collections::HashMap;
-use std::path::Path;
 
-use linewatch_sink::{FileInfo, ParquetTable};
+use linewatch_sink::{FileInfo, Location, ParquetTable, SinkError};
 
 use super::durability::{self, AlertHistory, FooterState};
 use crate::output;
@@ -24,21 +23,23 @@ pub(super) struct Restored {
 pub(super) fn restore_partition(
     scores: &ParquetTable,
     alerts: &ParquetTable,
-    out: &Path,
+    out: &Location,
     p: i32,
 ) -> Restored {
-    let footers = recent_files(scores, p).into_iter().map(|f| footer(&f.path));
+    let footers = recent_files(scores, p)
+        .into_iter()
+        .map(|f| footer(&f.location));
     let footer_state = durability::restore_from_footers(footers);
     let acked = read_acked_marker(out, p);
     let alert_files = recent_files(alerts, p).into_iter().filter_map(|f| {
-        let seq = durability::footer_seq(&footer(&f.path));
-        match linewatch_sink::read_file(&f.path)
+        let seq = durability::footer_seq(&footer(&f.location));
+        match linewatch_sink::read_file(&f.location)
             .map_err(anyhow::Error::from)
             .and_then(|batches| output::alerts_from_batches(&batches))
         {
             Ok(alerts) => Some((seq, alerts)),
             Err(e) => {
-                tracing::warn!(path = %f.path.display(), error = %e, "unreadable alerts file");
+                tracing::warn!(location = %f.location, error = %e, "unreadable alerts file");
                 None
             }
         }
@@ -61,32 +62,34 @@ fn recent_files(table: &ParquetTable, p: i32) -> Vec<FileInfo> {
 }
 
 /// A file's footer metadata (empty if unreadable).
-fn footer(path: &Path) -> HashMap<String, String> {
-    match linewatch_sink::read_footer_metadata(path) {
+fn footer(file: &Location) -> HashMap<String, String> {
+    match linewatch_sink::read_footer_metadata(file) {
         Ok(kv) => kv.into_iter().collect(),
         Err(e) => {
-            tracing::warn!(path = %path.display(), error = %e, "unreadable footer");
+            tracing::warn!(location = %file, error = %e, "unreadable footer");
             HashMap::new()
         }
     }
 }
 
-/// The last flush of partition `p` whose alerts are recorded as acknowledged.
-fn read_acked_marker(out: &Path, p: i32) -> Option<u64> {
-    std::fs::read_to_string(durability::acked_marker_path(out, p))
-        .ok()
-        .and_then(|s| durability::parse_acked_marker(&s))
+/// The last flush of partition `p` whose alerts are recorded as acknowledged (`None` when
+/// there is no marker; an unreadable one is logged and read as none, so every alert written
+/// is checked against the topic).
+fn read_acked_marker(out: &Location, p: i32) -> Option<u64> {
+    let marker = out.join(&durability::acked_marker_key(p));
+    match marker.get() {
+        Ok(bytes) => durability::parse_acked_marker(&String::from_utf8_lossy(&bytes)),
+        Err(SinkError::NotFound(_)) => None,
+        Err(e) => {
+            tracing::warn!(location = %marker, error = %e, "unreadable ack marker");
+            None
+        }
+    }
 }
 
 /// Records that the alerts of file `seq` of partition `p` (and all before) are acknowledged
-/// (written to a temporary file, then renamed).
-pub(super) fn write_acked_marker(out: &Path, p: i32, seq: u64) -> std::io::Result<()> {
-    let path = durability::acked_marker_path(out, p);
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir)?;
-    }
-    let tmp = path.with_extension("tmp");
-    std::fs::write(&tmp, seq.to_string())?;
-    std::fs::rename(&tmp, &path)?;
-    Ok(())
+/// (stored atomically: a temporary file renamed locally, one PUT on an object store).
+pub(super) fn write_acked_marker(out: &Location, p: i32, seq: u64) -> linewatch_sink::Result<()> {
+    out.join(&durability::acked_marker_key(p))
+        .put(seq.to_string().into_bytes())
 }

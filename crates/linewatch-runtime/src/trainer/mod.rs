@@ -12,8 +12,6 @@ use std::time::Instant;
 
 use anyhow::Context as _;
 
-use std::path::PathBuf;
-
 use crate::config::{IsotonicSection, ModelSection, PipelineConfig, RetrainSection};
 use crate::model_store::Snapshot;
 
@@ -36,20 +34,22 @@ pub struct TrainSettings {
     /// Consecutive windows of a machine that share readings (window size / hop; 1 for
     /// tumbling windows): the effective sample size divides by it.
     pub overlap: f64,
-    /// Where versions are written: `retrain.models_dir/<pipeline.name>`.
-    pub models_root: PathBuf,
+    /// Where versions are written: `retrain.models_dir/<pipeline.name>` (a folder or an
+    /// object-store prefix).
+    pub models_root: linewatch_sink::Location,
 }
 
 impl TrainSettings {
-    /// The settings of the pipeline `cfg`.
-    pub fn of(cfg: &PipelineConfig) -> Self {
+    /// The settings of the pipeline `cfg`, writing versions to `models_root`
+    /// ([`PipelineConfig::models_location`]).
+    pub fn of(cfg: &PipelineConfig, models_root: linewatch_sink::Location) -> Self {
         let hop = cfg.slide().as_millis().max(1) as f64;
         Self {
             model: cfg.model.clone(),
             isotonic: cfg.isotonic.clone(),
             retrain: cfg.retrain.clone(),
             overlap: (cfg.window.size.as_millis() as f64 / hop).max(1.0),
-            models_root: cfg.models_root(),
+            models_root,
         }
     }
 }

@@ -16,7 +16,6 @@ pub const DEFAULT_LINE_COLUMN: &str = "line";
 /// Prefix of in-progress files. Hidden (leading dot) and not ending in `.parquet`, so
 /// neither Spark/Hadoop nor a `**/*.parquet` glob picks them up.
 pub const TMP_PREFIX: &str = ".tmp-";
-pub(super) const TMP_SUFFIX: &str = ".partial";
 
 pub(super) const DATE_KEY: &str = "date";
 

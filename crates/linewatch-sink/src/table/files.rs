@@ -1,15 +1,16 @@
-//! What a table holds: the files written and listed, their footers, and reading them back.
+//! What a table holds: the files written and listed, their footers, and reading them back,
+//! on local disk or in an object store alike.
 
-use std::fs::{self, File};
-use std::path::{Path, PathBuf};
+use std::fs::File;
 
 use arrow_array::RecordBatch;
 use parquet::arrow::ARROW_SCHEMA_META_KEY;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
-use parquet::file::metadata::ParquetMetaDataReader;
+use parquet::file::metadata::{ParquetMetaData, ParquetMetaDataReader};
 
 use crate::error::{Result, SinkError};
 use crate::file_name::FileName;
+use crate::location::Location;
 
 #[cfg(doc)]
 use super::ParquetTable;
@@ -18,8 +19,8 @@ use super::config::{DATE_KEY, LINE_KEY};
 /// One file written by [`ParquetTable::write_file`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WrittenFile {
-    /// Final path of the file.
-    pub path: PathBuf,
+    /// Where the file is.
+    pub location: Location,
     /// Rows in the file.
     pub rows: usize,
     /// Size of the file in bytes.
@@ -29,8 +30,8 @@ pub struct WrittenFile {
 /// A data file found by [`list_files`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FileInfo {
-    /// Path of the file.
-    pub path: PathBuf,
+    /// Where the file is.
+    pub location: Location,
     /// Kafka partition, from the file name.
     pub partition: i32,
     /// First Kafka offset held, from the file name.
@@ -39,7 +40,7 @@ pub struct FileInfo {
     pub last_offset: i64,
     /// The `date=` path value (`YYYY-MM-DD`).
     pub date: String,
-    /// The `line=` path value as on disk (sanitised; see
+    /// The `line=` path value as stored (sanitised; see
     /// [`decode_partition_value`](crate::decode_partition_value)).
     pub line: String,
 }
@@ -55,96 +56,52 @@ impl FileInfo {
     }
 }
 
-pub(super) struct PartitionDir {
-    pub(super) path: PathBuf,
-    pub(super) date: String,
-    pub(super) line: String,
-}
-
-/// `date=*/line=*` directories under `root` (symlinks are not followed).
-pub(super) fn partition_dirs(root: &Path) -> Result<Vec<PartitionDir>> {
+/// Lists the data files of a table (a local directory or an object-store prefix), parsing
+/// their names and partition values. Ignores foreign files, temporary files and anything
+/// outside the `date=*/line=*/part-*.parquet` layout. A missing table is an empty one.
+/// Sorted by (Kafka partition, first offset, last offset, location).
+pub fn list_files(table_root: impl Into<Location>) -> Result<Vec<FileInfo>> {
     let mut out = Vec::new();
-    for (date_path, date) in subdirs_with_key(root, DATE_KEY)? {
-        for (path, line) in subdirs_with_key(&date_path, LINE_KEY)? {
-            out.push(PartitionDir {
-                path,
-                date: date.clone(),
-                line,
-            });
-        }
-    }
-    Ok(out)
-}
-
-pub(super) fn subdirs_with_key(dir: &Path, key: &str) -> Result<Vec<(PathBuf, String)>> {
-    let entries = match fs::read_dir(dir) {
-        Ok(e) => e,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(e) => return Err(SinkError::io(dir)(e)),
-    };
-    let mut out = Vec::new();
-    for entry in entries {
-        let entry = entry.map_err(SinkError::io(dir))?;
-        if !entry.file_type().is_ok_and(|t| t.is_dir()) {
+    for listed in table_root.into().list()? {
+        let parts: Vec<&str> = listed.relative.split('/').collect();
+        let [date_dir, line_dir, name] = parts.as_slice() else {
             continue;
-        }
-        let name = entry.file_name();
-        let Some(name) = name.to_str() else { continue };
-        if let Some(value) = name
-            .strip_prefix(key)
-            .and_then(|rest| rest.strip_prefix('='))
-        {
-            out.push((entry.path(), value.to_owned()));
-        }
-    }
-    Ok(out)
-}
-
-/// Lists the data files of a table directory, parsing their names and partition values.
-/// Ignores foreign files, temporary files and directories outside the
-/// `date=*/line=*` layout. A missing directory is an empty table. Sorted by
-/// (Kafka partition, first offset, last offset, path).
-pub fn list_files(table_root: impl AsRef<Path>) -> Result<Vec<FileInfo>> {
-    let mut out = Vec::new();
-    for dir in partition_dirs(table_root.as_ref())? {
-        for entry in fs::read_dir(&dir.path).map_err(SinkError::io(&dir.path))? {
-            let entry = entry.map_err(SinkError::io(&dir.path))?;
-            if !entry.file_type().is_ok_and(|t| t.is_file()) {
-                continue;
-            }
-            let Some(name) = entry.file_name().to_str().and_then(FileName::parse) else {
-                continue;
-            };
-            out.push(FileInfo {
-                path: entry.path(),
-                partition: name.partition,
-                first_offset: name.first_offset,
-                last_offset: name.last_offset,
-                date: dir.date.clone(),
-                line: dir.line.clone(),
-            });
-        }
+        };
+        let (Some(date), Some(line), Some(name)) = (
+            value_of(date_dir, DATE_KEY),
+            value_of(line_dir, LINE_KEY),
+            FileName::parse(name),
+        ) else {
+            continue;
+        };
+        out.push(FileInfo {
+            location: listed.location,
+            partition: name.partition,
+            first_offset: name.first_offset,
+            last_offset: name.last_offset,
+            date: date.to_owned(),
+            line: line.to_owned(),
+        });
     }
     out.sort_by(|a, b| {
-        (a.partition, a.first_offset, a.last_offset, &a.path).cmp(&(
-            b.partition,
-            b.first_offset,
-            b.last_offset,
-            &b.path,
-        ))
+        (a.partition, a.first_offset, a.last_offset)
+            .cmp(&(b.partition, b.first_offset, b.last_offset))
+            .then_with(|| a.location.to_string().cmp(&b.location.to_string()))
     });
     Ok(out)
 }
 
-/// Reads a file's key-value metadata from its footer only (no data pages). The Arrow
-/// schema entry the writer adds (`ARROW:schema`) is left out; a key without a value reads
-/// as an empty string.
-pub fn read_footer_metadata(path: impl AsRef<Path>) -> Result<Vec<(String, String)>> {
-    let path = path.as_ref();
-    let file = File::open(path).map_err(SinkError::io(path))?;
-    let meta = ParquetMetaDataReader::new()
-        .parse_and_finish(&file)
-        .map_err(SinkError::parquet(path))?;
+/// `value` of a `key=value` path segment.
+fn value_of<'a>(segment: &'a str, key: &str) -> Option<&'a str> {
+    segment.strip_prefix(key)?.strip_prefix('=')
+}
+
+/// Reads a file's key-value metadata from its footer only (no data pages; on an object
+/// store, one or two ranged reads of its tail). The Arrow schema entry the writer adds
+/// (`ARROW:schema`) is left out; a key without a value reads as an empty string.
+pub fn read_footer_metadata(file: impl Into<Location>) -> Result<Vec<(String, String)>> {
+    let file = file.into();
+    let meta = read_parquet_metadata(&file)?;
     Ok(meta
         .file_metadata()
         .key_value_metadata()
@@ -157,17 +114,58 @@ pub fn read_footer_metadata(path: impl AsRef<Path>) -> Result<Vec<(String, Strin
         .unwrap_or_default())
 }
 
-/// Reads every batch of one Parquet file.
-pub fn read_file(path: impl AsRef<Path>) -> Result<Vec<RecordBatch>> {
-    let path = path.as_ref();
-    let file = File::open(path).map_err(SinkError::io(path))?;
-    let reader = ParquetRecordBatchReaderBuilder::try_new(file)
-        .and_then(|b| b.build())
-        .map_err(SinkError::parquet(path))?;
+/// Bytes fetched from the end of an object in the first footer read (most footers fit).
+const FOOTER_PREFETCH: u64 = 64 * 1024;
+
+fn read_parquet_metadata(file: &Location) -> Result<ParquetMetaData> {
+    if let Some(path) = file.as_local() {
+        let f = File::open(path).map_err(SinkError::io(path))?;
+        return ParquetMetaDataReader::new()
+            .parse_and_finish(&f)
+            .map_err(SinkError::parquet(path.display()));
+    }
+    let bad = |what: &str| SinkError::Parquet {
+        path: file.to_string(),
+        source: parquet::errors::ParquetError::General(what.to_owned()),
+    };
+    let size = file.size()?;
+    if size < 12 {
+        return Err(bad("too short to be a Parquet file"));
+    }
+    let mut tail = file.get_range(size - size.min(FOOTER_PREFETCH), size)?;
+    let n = tail.len();
+    if &tail[n - 4..] != b"PAR1" {
+        return Err(bad("no Parquet magic at the end"));
+    }
+    let mut len4 = [0u8; 4];
+    len4.copy_from_slice(&tail[n - 8..n - 4]);
+    let meta_len = u64::from(u32::from_le_bytes(len4));
+    if meta_len + 8 > size {
+        return Err(bad("footer longer than the file"));
+    }
+    if meta_len + 8 > n as u64 {
+        tail = file.get_range(size - meta_len - 8, size)?;
+    }
+    let n = tail.len();
+    let start = n - 8 - meta_len as usize;
+    ParquetMetaDataReader::decode_metadata(&tail[start..n - 8]).map_err(SinkError::parquet(file))
+}
+
+/// Reads every batch of one Parquet file (local, or fetched whole from an object store).
+pub fn read_file(file: impl Into<Location>) -> Result<Vec<RecordBatch>> {
+    let file = file.into();
+    let reader = match file.as_local() {
+        Some(path) => {
+            let f = File::open(path).map_err(SinkError::io(path))?;
+            ParquetRecordBatchReaderBuilder::try_new(f).and_then(|b| b.build())
+        }
+        None => ParquetRecordBatchReaderBuilder::try_new(file.get()?).and_then(|b| b.build()),
+    }
+    .map_err(SinkError::parquet(&file))?;
     reader
         .map(|b| {
             b.map_err(|e| SinkError::Parquet {
-                path: path.to_path_buf(),
+                path: file.to_string(),
                 source: e.into(),
             })
         })
@@ -177,10 +175,10 @@ pub fn read_file(path: impl AsRef<Path>) -> Result<Vec<RecordBatch>> {
 /// Reads every data file of a table in [`list_files`] order (for tests and tools: it loads
 /// everything into memory). Only the columns stored in the files are returned; the hive
 /// partition values are in the paths.
-pub fn read_all(table_root: impl AsRef<Path>) -> Result<Vec<RecordBatch>> {
+pub fn read_all(table_root: impl Into<Location>) -> Result<Vec<RecordBatch>> {
     let mut out = Vec::new();
     for info in list_files(table_root)? {
-        out.extend(read_file(&info.path)?);
+        out.extend(read_file(&info.location)?);
     }
     Ok(out)
 }

@@ -2,8 +2,8 @@
 //!
 //! # Layout
 //!
-//! * this file: [`ParquetTable`], the write path (split rows by partition, write a
-//!   temporary file, fsync, rename) and its durable-directory helpers;
+//! * this file: [`ParquetTable`], the write path (split rows by partition, encode, store
+//!   atomically through [`Location::put`]);
 //! * `config.rs`: [`TableConfig`] and the defaults;
 //! * `files.rs`: the files of a table: listing, footers, reading back.
 
@@ -11,8 +11,6 @@ mod config;
 mod files;
 
 use std::collections::{BTreeMap, HashMap};
-use std::fs::{self, File};
-use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use arrow_array::cast::AsArray;
@@ -31,6 +29,7 @@ use parquet::file::properties::{EnabledStatistics, WriterProperties};
 
 use crate::error::{Result, SinkError};
 use crate::file_name::FileName;
+use crate::location::Location;
 use crate::sanitize::sanitize_partition_value;
 
 pub use config::{
@@ -38,31 +37,31 @@ pub use config::{
 };
 pub use files::{FileInfo, WrittenFile, list_files, read_all, read_file, read_footer_metadata};
 
-use config::{DATE_KEY, LINE_KEY, PartitionKey, TMP_SUFFIX};
-use files::partition_dirs;
+use config::{DATE_KEY, LINE_KEY, PartitionKey};
 
-/// A hive-partitioned Parquet table rooted at `OUT/<table>/`, laid out as
-/// `date=YYYY-MM-DD/line=<line>/part-….parquet`.
+/// A hive-partitioned Parquet table rooted at `OUT/<table>/` (a local directory or an
+/// object-store prefix), laid out as `date=YYYY-MM-DD/line=<line>/part-….parquet`.
 ///
-/// One writer per table directory: opening removes leftover temporary files, which would
-/// disturb another process writing the same table at that moment.
+/// Writers of one table must write different Kafka partitions (the replicas of one consumer
+/// group do): file names carry the partition, so they never replace each other's files.
+/// Locally, opening removes temporary files left by a crash in this table.
 #[derive(Debug, Clone)]
 pub struct ParquetTable {
-    root: PathBuf,
+    root: Location,
     config: TableConfig,
 }
 
 impl ParquetTable {
-    /// Opens (creating if needed) `out_dir/<config.table>/` and removes temporary files
-    /// left by a crash.
-    pub fn open(out_dir: impl AsRef<Path>, config: TableConfig) -> Result<Self> {
+    /// Opens `out/<config.table>/` (creating the local directory if needed) and removes
+    /// local temporary files left by a crash. On an object store nothing is contacted here
+    /// and there is nothing to clean: puts are atomic.
+    pub fn open(out: impl Into<Location>, config: TableConfig) -> Result<Self> {
         config.validate()?;
-        let out_dir = out_dir.as_ref();
-        let root = out_dir.join(&config.table);
-        let existed = root.is_dir();
-        fs::create_dir_all(&root).map_err(SinkError::io(&root))?;
-        if !existed {
-            sync_dir(out_dir)?;
+        let root = out.into().join(&config.table);
+        if let Some(dir) = root.as_local()
+            && !dir.is_dir()
+        {
+            crate::location::create_dirs_durably(dir)?;
         }
         let table = ParquetTable { root, config };
         let removed = table.cleanup_tmp_files()?;
@@ -76,8 +75,8 @@ impl ParquetTable {
         Ok(table)
     }
 
-    /// The table directory (`OUT/<table>`).
-    pub fn root(&self) -> &Path {
+    /// The table's root (`OUT/<table>`).
+    pub fn root(&self) -> &Location {
         &self.root
     }
 
@@ -86,35 +85,33 @@ impl ParquetTable {
         &self.config
     }
 
-    /// Directory of one partition (values are encoded here); `None` when a value is too
-    /// long for one path component (see [`sanitize_partition_value`]).
-    pub fn partition_dir(&self, date: &str, line: &str) -> Option<PathBuf> {
-        Some(
-            self.root
-                .join(format!(
-                    "{DATE_KEY}={}",
-                    sanitize_partition_value(date).ok()?
-                ))
-                .join(format!(
-                    "{LINE_KEY}={}",
-                    sanitize_partition_value(line).ok()?
-                )),
-        )
+    /// Where one partition's files go (values are encoded here); `None` when a value is
+    /// too long for one path component (see [`sanitize_partition_value`]).
+    pub fn partition_dir(&self, date: &str, line: &str) -> Option<Location> {
+        Some(self.root.join(&format!(
+            "{DATE_KEY}={}/{LINE_KEY}={}",
+            sanitize_partition_value(date).ok()?,
+            sanitize_partition_value(line).ok()?
+        )))
     }
 
-    /// Removes `.tmp-*` files in the partition directories; returns how many.
+    /// Removes local `.tmp-*` files anywhere in the table; returns how many (always 0 on an
+    /// object store, which has none).
     pub fn cleanup_tmp_files(&self) -> Result<usize> {
+        if self.root.as_local().is_none() {
+            return Ok(0);
+        }
         let mut removed = 0;
-        for dir in partition_dirs(&self.root)? {
-            for entry in fs::read_dir(&dir.path).map_err(SinkError::io(&dir.path))? {
-                let entry = entry.map_err(SinkError::io(&dir.path))?;
-                let is_file = entry.file_type().is_ok_and(|t| t.is_file());
-                if is_file && entry.file_name().to_string_lossy().starts_with(TMP_PREFIX) {
-                    let path = entry.path();
-                    fs::remove_file(&path).map_err(SinkError::io(&path))?;
-                    tracing::debug!(path = %path.display(), "removed temporary file");
-                    removed += 1;
-                }
+        for f in self.root.list()? {
+            let tmp = f
+                .relative
+                .rsplit('/')
+                .next()
+                .is_some_and(|n| n.starts_with(TMP_PREFIX));
+            if tmp {
+                f.location.delete()?;
+                tracing::debug!(path = %f.location, "removed temporary file");
+                removed += 1;
             }
         }
         Ok(removed)
@@ -128,11 +125,12 @@ impl ParquetTable {
     /// Writes the rows of `batches` as one file per (date, line) partition, all named
     /// after `name`, with `kv_metadata` in every file's footer.
     ///
-    /// Each file is written to a temporary name in its partition directory, fsynced,
-    /// renamed over the final name (so a rewrite of the same [`FileName`] replaces the
-    /// earlier file) and the directory fsynced. When this returns `Ok`, every file is
-    /// durable and the Kafka offsets in `name` may be committed. On error, files already
-    /// renamed stay; rewriting the same `name` later replaces them.
+    /// Each file is encoded in memory and stored atomically ([`Location::put`]: locally a
+    /// temporary name, fsync, rename over the final name, directory fsync; on an object
+    /// store one PUT or a multipart upload), so a rewrite of the same [`FileName`] replaces
+    /// the earlier file. When this returns `Ok`, every file is durable and the Kafka offsets
+    /// in `name` may be committed. On error, files already stored stay; rewriting the same
+    /// `name` later replaces them.
     ///
     /// Batches must share one schema holding the configured line and timestamp columns,
     /// with no nulls in either. Rows keep their order within each file. No rows, no files.
@@ -184,15 +182,13 @@ impl ParquetTable {
                 };
                 sub.push(self.project(taken, &file_schema)?);
             }
-            let dir = self
+            let target = self
                 .root
-                .join(format!("{DATE_KEY}={date}"))
-                .join(format!("{LINE_KEY}={line}"));
-            let file =
-                self.write_partition(&dir, &final_name, file_schema.clone(), &sub, &props)?;
+                .join(&format!("{DATE_KEY}={date}/{LINE_KEY}={line}/{final_name}"));
+            let file = write_parquet(target, file_schema.clone(), &sub, &props)?;
             tracing::debug!(
                 table = %self.config.table,
-                path = %file.path.display(),
+                location = %file.location,
                 rows = file.rows,
                 bytes = file.bytes,
                 "parquet file committed"
@@ -361,82 +357,29 @@ impl ParquetTable {
             .set_key_value_metadata((!kv.is_empty()).then_some(kv))
             .build())
     }
-
-    fn write_partition(
-        &self,
-        dir: &Path,
-        final_name: &str,
-        schema: SchemaRef,
-        batches: &[RecordBatch],
-        props: &WriterProperties,
-    ) -> Result<WrittenFile> {
-        if !dir.is_dir() {
-            create_dirs_durably(&self.root, dir)?;
-        }
-        let tmp = dir.join(format!("{TMP_PREFIX}{final_name}{TMP_SUFFIX}"));
-        let path = dir.join(final_name);
-        let rows: usize = batches.iter().map(RecordBatch::num_rows).sum();
-        let result = (|| -> Result<u64> {
-            let file = File::create(&tmp).map_err(SinkError::io(&tmp))?;
-            let mut writer = ArrowWriter::try_new(file, schema, Some(props.clone()))
-                .map_err(SinkError::parquet(&tmp))?;
-            for batch in batches {
-                writer.write(batch).map_err(SinkError::parquet(&tmp))?;
-            }
-            let file = writer.into_inner().map_err(SinkError::parquet(&tmp))?;
-            file.sync_all().map_err(SinkError::io(&tmp))?;
-            let bytes = file.metadata().map_err(SinkError::io(&tmp))?.len();
-            drop(file);
-            fs::rename(&tmp, &path).map_err(SinkError::io(&path))?;
-            sync_dir(dir)?;
-            Ok(bytes)
-        })();
-        match result {
-            Ok(bytes) => Ok(WrittenFile { path, rows, bytes }),
-            Err(e) => {
-                if let Err(rm) = fs::remove_file(&tmp)
-                    && rm.kind() != std::io::ErrorKind::NotFound
-                {
-                    tracing::warn!(path = %tmp.display(), error = %rm, "could not remove temporary file");
-                }
-                Err(e)
-            }
-        }
-    }
 }
 
-/// Creates `dir` (below `root`) and fsyncs each parent whose entry list changed.
-fn create_dirs_durably(root: &Path, dir: &Path) -> Result<()> {
-    let mut missing = Vec::new();
-    let mut cur = dir;
-    while !cur.is_dir() && cur != root {
-        missing.push(cur.to_path_buf());
-        match cur.parent() {
-            Some(p) => cur = p,
-            None => break,
-        }
+/// Encodes `batches` as one Parquet file and stores it atomically at `target`.
+fn write_parquet(
+    target: Location,
+    schema: SchemaRef,
+    batches: &[RecordBatch],
+    props: &WriterProperties,
+) -> Result<WrittenFile> {
+    let rows: usize = batches.iter().map(RecordBatch::num_rows).sum();
+    let mut writer = ArrowWriter::try_new(Vec::new(), schema, Some(props.clone()))
+        .map_err(SinkError::parquet(&target))?;
+    for batch in batches {
+        writer.write(batch).map_err(SinkError::parquet(&target))?;
     }
-    fs::create_dir_all(dir).map_err(SinkError::io(dir))?;
-    for created in missing.iter().rev() {
-        if let Some(parent) = created.parent() {
-            sync_dir(parent)?;
-        }
-    }
-    Ok(())
-}
-
-/// Makes a directory's entries (a rename, a new file) durable.
-#[cfg(unix)]
-fn sync_dir(dir: &Path) -> Result<()> {
-    File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(SinkError::io(dir))
-}
-
-/// Directories cannot be opened for fsync here; renames are made durable by the OS.
-#[cfg(not(unix))]
-fn sync_dir(_dir: &Path) -> Result<()> {
-    Ok(())
+    let encoded = writer.into_inner().map_err(SinkError::parquet(&target))?;
+    let bytes = encoded.len() as u64;
+    target.put(encoded)?;
+    Ok(WrittenFile {
+        location: target,
+        rows,
+        bytes,
+    })
 }
 
 /// Line values of a string column, `None` where null.

@@ -89,17 +89,18 @@ pub(crate) struct TrainArgs {
     /// Pipeline file (window channels, model settings, validation gate).
     #[arg(long, short)]
     pipeline: PathBuf,
-    /// Output root of a pipeline (holding scores/ and labels/).
+    /// Output root of a pipeline (holding scores/ and labels/): a folder or an object-store
+    /// URL (s3://bucket/prefix, gs://, az://).
     #[arg(long)]
     from: PathBuf,
-    /// Models root (versions go to MODELS/<pipeline>/<version>/).
+    /// Models root (versions go to MODELS/<pipeline>/<version>/): a folder or a URL.
     #[arg(long)]
     models: PathBuf,
 }
 
 #[derive(Debug, Args)]
 pub(crate) struct ReportArgs {
-    /// The scores table (OUT/scores).
+    /// The scores table (OUT/scores): a folder or an object-store URL.
     #[arg(long)]
     scores: PathBuf,
     /// Machine id.
