@@ -5,11 +5,13 @@
 #   2. hadolint: deploy/Dockerfile and deploy/Dockerfile.cuda
 #   3. shellcheck: this script
 #   4. Docker Compose v2 (`docker-compose config -q`, offline) and the compose-spec JSON schema
-#   5. kustomize (kubectl kustomize) renders deploy/k8s and deploy/k8s-gpu
-#   6. kubernetes-validate --strict: the rendered objects against the Kubernetes OpenAPI schemas
-#      of the oldest and newest versions we support
+#   5. kustomize (kubectl kustomize) renders deploy/k8s, deploy/k8s-gpu and, through a throw-away
+#      overlay, deploy/k8s-gpu with the volume option (the component deploy/k8s/rwx-volume)
+#   6. kubernetes-validate --strict: the rendered objects and the example Secrets against the
+#      Kubernetes OpenAPI schemas of the oldest and newest versions we support
 #   7. deploy/tools/check_deploy.py: cross-file checks no schema makes (ports, probes, mounts,
-#      topics vs partitions vs replicas, pipeline keys, uid, the train job's exit codes)
+#      storage locations, topics vs partitions vs replicas, pipeline keys, uid, the train job's
+#      exit codes), once for the default (object storage), once for the volume option
 #   8. if a built binary is there (target/release/linewatch, or $LINEWATCH_BIN): its
 #      subcommands and flags are the ones the deployment files use, and every shared library it
 #      needs comes from a package the runtime image installs
@@ -93,15 +95,40 @@ kver=$(kubectl version --client 2>/dev/null | sed -n 's/^Kustomize Version: //p'
 render() { kubectl kustomize "$1" >"$2"; }
 step "kustomize $kver: deploy/k8s renders" render deploy/k8s "$work/k8s.yaml"
 step "kustomize $kver: deploy/k8s-gpu renders" render deploy/k8s-gpu "$work/k8s-gpu.yaml"
+# The volume option is a kustomize Component, which renders only inside a Kustomization: a
+# throw-away overlay lists deploy/k8s-gpu (the base and the GPU patch: check_deploy.py gives
+# this rendering the GPU checks) and the component, as a user's own overlay would, with
+# `namespace:` so that the component's PVC lands in the namespace. kustomize refuses absolute
+# paths, so the overlay names both relative to its own directory. (Should deploy/k8s enable the
+# component itself, this overlay would add it twice and fail.)
+rwx_overlay="$work/rwx-volume"
+mkdir -p "$rwx_overlay"
+rel=$(python -c 'import os, sys; print(os.path.relpath(sys.argv[1], sys.argv[2]))' \
+  "$(pwd -P)" "$(cd "$rwx_overlay" && pwd -P)")
+cat >"$rwx_overlay/kustomization.yaml" <<EOF
+apiVersion: kustomize.config.k8s.io/v1beta1
+kind: Kustomization
+namespace: linewatch
+resources:
+  - $rel/deploy/k8s-gpu
+components:
+  - $rel/deploy/k8s/rwx-volume
+EOF
+step "kustomize $kver: deploy/k8s-gpu + component deploy/k8s/rwx-volume renders" \
+  render "$rwx_overlay" "$work/k8s-rwx.yaml"
 for v in "${K8S_VERSIONS[@]}"; do
-  step "kubernetes-validate $(kubernetes-validate --version) --strict, Kubernetes $v schemas: rendered objects" \
-    kubernetes-validate --strict --quiet -k "$v" "$work/k8s.yaml" "$work/k8s-gpu.yaml" \
-    deploy/k8s/kafka-credentials.example.yaml
+  step "kubernetes-validate $(kubernetes-validate --version) --strict, Kubernetes $v schemas: rendered objects, example Secrets" \
+    kubernetes-validate --strict --quiet -k "$v" "$work/k8s.yaml" "$work/k8s-gpu.yaml" "$work/k8s-rwx.yaml" \
+    deploy/k8s/kafka-credentials.example.yaml deploy/k8s/object-storage-credentials.example.yaml
 done
 
 # --- 7: cross-file checks --------------------------------------------------------------------
-step "cross-file checks (deploy/tools/check_deploy.py)" \
+# check_deploy.py [-v] ROOT BASE GPU: the third file gets the GPU checks (labelled k8s-gpu), so
+# the second run passes the volume option's rendering (built on deploy/k8s-gpu) there.
+step "cross-file checks (deploy/tools/check_deploy.py): object storage, deploy/k8s and deploy/k8s-gpu" \
   python deploy/tools/check_deploy.py $VERBOSE . "$work/k8s.yaml" "$work/k8s-gpu.yaml"
+step "cross-file checks (deploy/tools/check_deploy.py): volume option, deploy/k8s-gpu + rwx-volume" \
+  python deploy/tools/check_deploy.py $VERBOSE . "$work/k8s.yaml" "$work/k8s-rwx.yaml"
 
 # --- 8: the binary, when one is built --------------------------------------------------------
 bin="${LINEWATCH_BIN:-target/release/linewatch}"

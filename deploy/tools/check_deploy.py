@@ -124,6 +124,26 @@ def under(path: str, mounts: list[str]) -> bool:
     return any(p.startswith(m.rstrip("/") + "/") for m in mounts)
 
 
+# sink.out / retrain.models_dir: an object-store URL (crates/linewatch-sink/src/location.rs)
+OBJECT_URL = re.compile(r"(s3|s3a|gs|az|abfs|abfss)://[^/\s]+/[^\s]*[^/\s]")
+
+
+def storage_ok(location: str | None, writable: list[str]) -> bool:
+    """An object-store URL with a bucket and a prefix, or a path on a writable volume."""
+    if not location:
+        return False
+    if OBJECT_URL.fullmatch(location):
+        return True
+    if location.startswith("file://"):
+        location = location[len("file://") :]
+    return location.startswith("/") and under(location, writable)
+
+
+def expand(arg: str, env: dict[str, str]) -> str:
+    """The kubelet's $(VAR) expansion of command and args (unknown variables stay as written)."""
+    return re.sub(r"\$\(([A-Za-z_][A-Za-z0-9_]*)\)", lambda m: env.get(m.group(1), m.group(0)), arg)
+
+
 # --- Dockerfiles ------------------------------------------------------------------------------
 
 
@@ -354,13 +374,17 @@ def resolve_port(port, container: dict):
 
 
 def check_pod(pod: dict, label: str, objs: dict, uid: str | None, cfg_by_cm: dict, pairs, fields) -> dict:
-    """Checks one pod spec; returns the effective pipeline config (file + env overrides)."""
+    """Checks one pod spec; returns the effective pipeline config (file + env overrides) and,
+    under the key "__env__", the container's environment as far as the manifests fix it."""
     sc = pod.get("securityContext", {})
     check(sc.get("runAsNonRoot") is True, f"{label}: runAsNonRoot")
     check(uid is None or str(sc.get("runAsUser")) == uid, f"{label}: runAsUser is the image's uid {uid}")
     check(sc.get("seccompProfile", {}).get("type") == "RuntimeDefault", f"{label}: seccomp RuntimeDefault")
     grace = pod.get("terminationGracePeriodSeconds", 30)
     check(grace >= 30, f"{label}: terminationGracePeriodSeconds >= 30 (SIGTERM flushes and commits)")
+    sa = pod.get("serviceAccountName")
+    sas = {s["metadata"]["name"] for s in objs.get("ServiceAccount", [])}
+    check(sa is None or sa in sas, f"{label}: serviceAccountName {sa} names an existing ServiceAccount")
     volumes = {v["name"]: v for v in pod.get("volumes", [])}
     cms = {c["metadata"]["name"]: c for c in objs.get("ConfigMap", [])}
     pvcs = {c["metadata"]["name"] for c in objs.get("PersistentVolumeClaim", [])}
@@ -400,21 +424,45 @@ def check_pod(pod: dict, label: str, objs: dict, uid: str | None, cfg_by_cm: dic
                     cfg = cfg_by_cm.get((vol["configMap"]["name"], key))
         check(cfg is not None, f"{cl}: --pipeline {pipeline_path} is a ConfigMap key that parses as TOML")
         cfg = dict(cfg or {})
+        # the environment: envFrom first, then env (env wins, as in the kubelet)
+        values: dict[str, str] = {}
+        for src in c.get("envFrom", []):
+            if "configMapRef" in src:
+                ref = src["configMapRef"]
+                cm = cms.get(ref.get("name"))
+                check(cm is not None or ref.get("optional") is True,
+                      f"{cl}: envFrom ConfigMap {ref.get('name')} exists")
+                for k, v in ((cm or {}).get("data") or {}).items():
+                    values[src.get("prefix", "") + k] = str(v)
+            if "secretRef" in src:
+                ref = src["secretRef"]
+                check(ref.get("optional") is True, f"{cl}: envFrom Secret {ref.get('name')} is optional")
         env = {e["name"]: e for e in c.get("env", [])}
         for name, e in env.items():
-            if name.startswith("LINEWATCH"):
-                check(env_key_known(name, pairs, fields), f"{cl}: env {name} names a known pipeline key")
             ref = e.get("valueFrom", {}).get("secretKeyRef")
             if ref:
                 check(ref.get("optional") is True, f"{cl}: secret {ref.get('name')}/{ref.get('key')} is optional")
-            if name.startswith("LINEWATCH__") and "value" in e:
+            cref = e.get("valueFrom", {}).get("configMapKeyRef")
+            if cref:
+                data = (cms.get(cref.get("name")) or {}).get("data") or {}
+                check(cref.get("key") in data, f"{cl}: env {name} names an existing ConfigMap key")
+                if cref.get("key") in data:
+                    values[name] = str(data[cref["key"]])
+            if "value" in e:
+                values[name] = expand(str(e["value"]), values)
+        for name, value in values.items():
+            if name.startswith("LINEWATCH"):
+                check(env_key_known(name, pairs, fields), f"{cl}: env {name} names a known pipeline key")
+            if name.startswith("LINEWATCH__"):
                 parts = name[len("LINEWATCH__") :].lower().split("__")
                 if len(parts) == 2:
                     cfg.setdefault(parts[0], {})
-                    cfg[parts[0]] = dict(cfg[parts[0]], **{parts[1]: e["value"]})
+                    cfg[parts[0]] = dict(cfg[parts[0]], **{parts[1]: value})
         for sect, key in (("sink", "out"), ("retrain", "models_dir")):
             path = cfg.get(sect, {}).get(key)
-            check(path and under(path, writable), f"{cl}: {sect}.{key} ({path}) is on a writable volume")
+            check(storage_ok(path, writable),
+                  f"{cl}: {sect}.{key} ({path}) is an object-store URL or on a writable volume")
+        cfg["__env__"] = values
         effective = cfg
     return effective
 
@@ -422,9 +470,21 @@ def check_pod(pod: dict, label: str, objs: dict, uid: str | None, cfg_by_cm: dic
 def check_k8s(rendered: Path, label: str, uid, partitions: dict, pairs, fields, gpu: bool) -> None:
     docs = load_yaml_all(rendered)
     objs = by_kind(docs)
-    for kind in ("Namespace", "ConfigMap", "PersistentVolumeClaim", "Deployment", "Service",
-                 "PodDisruptionBudget", "CronJob"):
+    for kind in ("Namespace", "ServiceAccount", "Deployment", "Service", "PodDisruptionBudget", "CronJob"):
         check(len(objs.get(kind, [])) == 1, f"{label}: one {kind}")
+    cm_names = sorted(c["metadata"]["name"] for c in objs.get("ConfigMap", []))
+    check(cm_names == ["linewatch-pipeline", "linewatch-storage"],
+          f"{label}: ConfigMaps linewatch-pipeline and linewatch-storage ({cm_names})")
+    # a PVC only with the rwx-volume component, and then used by both pods
+    pvcs = {c["metadata"]["name"] for c in objs.get("PersistentVolumeClaim", [])}
+    claimed = {
+        v["persistentVolumeClaim"]["claimName"]
+        for d in objs.get("Deployment", []) + objs.get("CronJob", [])
+        for v in (d["spec"]["template"]["spec"] if d["kind"] == "Deployment"
+                  else d["spec"]["jobTemplate"]["spec"]["template"]["spec"]).get("volumes", [])
+        if "persistentVolumeClaim" in v
+    }
+    check(pvcs == claimed, f"{label}: every PVC is mounted ({sorted(pvcs)} vs {sorted(claimed)})")
     ns = objs.get("Namespace", [{}])[0].get("metadata", {}).get("name")
     check(
         all(d["metadata"].get("namespace") == ns for d in docs if d["kind"] != "Namespace"),
@@ -456,6 +516,7 @@ def check_k8s(rendered: Path, label: str, uid, partitions: dict, pairs, fields, 
         sel = dep["spec"]["selector"]["matchLabels"]
         check(all(pod_labels.get(k) == v for k, v in sel.items()), f"{label}: Deployment selector matches its pods")
         cfg = check_pod(pod, f"{label}: Deployment", objs, uid, cfg_by_cm, pairs, fields)
+        dep_storage = (cfg.get("sink", {}).get("out"), cfg.get("retrain", {}).get("models_dir"))
         readings = cfg.get("kafka", {}).get("readings_topic", "readings")
         parts = partitions.get(readings)
         replicas = dep["spec"].get("replicas", 1)
@@ -473,7 +534,7 @@ def check_k8s(rendered: Path, label: str, uid, partitions: dict, pairs, fields, 
             check(p.get("path") == path and resolve_port(p.get("port"), c) == http_port,
                   f"{label}: {probe} GET {path} on port {http_port}")
         check(c.get("args", [])[:1] == ["run"], f"{label}: Deployment runs `linewatch run`")
-        env = {e["name"]: e.get("value") for e in c.get("env", [])}
+        env = cfg.get("__env__", {})
         check(str(env.get("LINEWATCH__RETRAIN__ENABLED")).lower() == "false",
               f"{label}: replicas leave retraining to the CronJob (retrain.enabled=false)")
         svc = objs.get("Service", [None])[0]
@@ -490,6 +551,7 @@ def check_k8s(rendered: Path, label: str, uid, partitions: dict, pairs, fields, 
             psel = pdb["spec"]["selector"]["matchLabels"]
             check(all(pod_labels.get(k) == v for k, v in psel.items()), f"{label}: PDB selects the pipeline pods")
 
+    dep_storage = locals().get("dep_storage")
     cj = objs.get("CronJob", [None])[0]
     if cj:
         spec = cj["spec"]
@@ -498,8 +560,11 @@ def check_k8s(rendered: Path, label: str, uid, partitions: dict, pairs, fields, 
         pod = job["template"]["spec"]
         cfg = check_pod(pod, f"{label}: CronJob", objs, uid, cfg_by_cm, pairs, fields)
         (c,) = pod["containers"]
-        args = c.get("args", [])
+        args = [expand(str(a), cfg.get("__env__", {})) for a in c.get("args", [])]
         check(args[:1] == ["train"], f"{label}: CronJob runs `linewatch train`")
+        check(dep_storage is None
+              or dep_storage == (cfg.get("sink", {}).get("out"), cfg.get("retrain", {}).get("models_dir")),
+              f"{label}: the CronJob reads and writes where the Deployment does (sink.out, retrain.models_dir)")
         flag = lambda f: args[args.index(f) + 1] if f in args else None  # noqa: E731
         check(flag("--from") == cfg.get("sink", {}).get("out"), f"{label}: train --from is the pipeline's sink.out")
         check(flag("--models") == cfg.get("retrain", {}).get("models_dir"),
