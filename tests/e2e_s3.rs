@@ -291,3 +291,19 @@ async fn two_replicas_write_one_s3_table_without_overwriting_each_other() {
         "both replicas own partitions: {per_replica:?}"
     );
 }
+
+/// A file above the multipart threshold goes up in parts and reads back whole; its footer
+/// reads from the tail with ranged requests.
+#[test]
+fn a_file_over_the_multipart_threshold_reaches_s3_whole() {
+    let root = Location::parse(&s3_prefix("multipart")).unwrap();
+    let n = linewatch_sink::MULTIPART_THRESHOLD * 2 + 4321;
+    let big: Vec<u8> = (0..n).map(|i| (i * 7 % 253) as u8).collect();
+    let f = root.join("big.bin");
+    f.put(big.clone()).unwrap();
+    assert_eq!(f.size().unwrap(), n as u64);
+    assert_eq!(&f.get().unwrap()[..], &big[..]);
+    assert_eq!(&f.get_range(5, 9).unwrap()[..], &big[5..9]);
+    let listed = root.list().unwrap();
+    assert_eq!(listed.len(), 1, "one object, no parts left visible");
+}
