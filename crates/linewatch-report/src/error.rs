@@ -13,8 +13,8 @@ pub enum ReportError {
     /// The options are inconsistent (empty range, zero size, ...).
     #[error("invalid report options: {0}")]
     InvalidOptions(String),
-    /// The scores table directory does not exist.
-    #[error("scores table {0} is not a directory")]
+    /// The scores table does not exist (no directory; on an object store, no file).
+    #[error("scores table {0} does not exist (no directory, or no Parquet file under the URL)")]
     ScoresRootMissing(PathBuf),
     /// Listing or reading the Parquet table failed.
     #[error("reading the scores table: {0}")]

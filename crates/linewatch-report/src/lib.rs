@@ -186,7 +186,12 @@ pub fn render(opts: &ReportOptions) -> Result<ReportSummary, ReportError> {
         )));
     }
     let root = linewatch_sink::Location::from_path_or_url(&opts.scores_root)?;
-    if root.as_local().is_some_and(|dir| !dir.is_dir()) {
+    let missing = match root.as_local() {
+        Some(dir) => !dir.is_dir(),
+        // An object store has no folders: a table without files is not there.
+        None => linewatch_sink::list_files(&root)?.is_empty(),
+    };
+    if missing {
         return Err(ReportError::ScoresRootMissing(opts.scores_root.clone()));
     }
 

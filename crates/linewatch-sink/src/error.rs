@@ -145,13 +145,13 @@ pub enum SinkError {
     NotFound(String),
 
     /// An object-store request failed (after the client's own retries).
-    #[error("object store error on {location}: {source}")]
+    #[error("object store error on {location}: {message}")]
     Store {
         /// The object or prefix (URL).
         location: String,
-        /// The client's error.
-        #[source]
-        source: Box<object_store::Error>,
+        /// The client's error, whose text already holds its causes (kept as text: chaining
+        /// it as a source printed each cause once per level).
+        message: String,
     },
 
     /// The object-store runtime could not start, or one of its tasks panicked.

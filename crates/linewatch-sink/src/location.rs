@@ -423,10 +423,16 @@ impl Location {
     fn store_error(&self, source: object_store::Error) -> SinkError {
         match source {
             object_store::Error::NotFound { .. } => SinkError::NotFound(self.to_string()),
-            source => SinkError::Store {
-                location: self.to_string(),
-                source: Box::new(source),
-            },
+            source => {
+                let mut message = source.to_string();
+                if message.contains("URL scheme is not allowed") {
+                    message.push_str(" (an http:// endpoint needs AWS_ALLOW_HTTP=true)");
+                }
+                SinkError::Store {
+                    location: self.to_string(),
+                    message,
+                }
+            }
         }
     }
 }

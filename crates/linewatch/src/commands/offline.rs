@@ -12,13 +12,14 @@ pub(crate) struct BacktestArgs {
     /// A labelled CSV file to score (repeat for several). Without --train-csv each is its own
     /// experiment (trained on its head); with --train-csv each is scored whole. A `.jsonl` /
     /// `.ndjson` file is a dump of a readings topic in the pipeline's decode.format (json or
-    /// json_long): one series per line and machine, labels from the --label-col key.
+    /// json_long): one series per line and machine, labels from the --label-col key. A path
+    /// or an object-store URL (s3://bucket/x.csv, gs://, az://).
     #[arg(long = "csv", required = true)]
     csv: Vec<PathBuf>,
     /// Normal history to fit ONE model (and the PCA baseline) on (repeatable; each file is
     /// windowed on its own, rows in file order then time order); every --csv file is then
     /// scored whole. Must have the same channel columns as the --csv files. Not with
-    /// --train-rows / --train-fraction.
+    /// --train-rows / --train-fraction. Paths or object-store URLs, like --csv.
     #[arg(long = "train-csv", conflicts_with_all = ["train_rows", "train_fraction"])]
     train_csv: Vec<PathBuf>,
     /// Field separator.
@@ -59,7 +60,7 @@ pub(crate) struct BacktestArgs {
     /// [window] channels list is not needed (the CSV's columns are the channels).
     #[arg(long)]
     pipeline: Option<PathBuf>,
-    /// Output folder: rows.csv and summary.json.
+    /// Output folder or object-store URL: rows.csv and summary.json.
     #[arg(long, default_value = "./linewatch-backtest")]
     out: PathBuf,
 }
@@ -112,7 +113,7 @@ pub(crate) struct ReportArgs {
     /// Show windows starting before this time (RFC 3339), default all.
     #[arg(long)]
     to: Option<chrono::DateTime<chrono::Utc>>,
-    /// Output picture: .png or .svg.
+    /// Output picture, a local file: .png or .svg.
     #[arg(long)]
     out: PathBuf,
     /// Width in pixels.
