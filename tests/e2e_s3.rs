@@ -307,3 +307,97 @@ fn a_file_over_the_multipart_threshold_reaches_s3_whole() {
     let listed = root.list().unwrap();
     assert_eq!(listed.len(), 1, "one object, no parts left visible");
 }
+
+/// The object store goes away (a TCP proxy in front of the S3 server refuses every
+/// connection) while windows are being written: the pipeline stays up, says so on `/readyz`
+/// and `linewatch_sink_up`, consumes nothing meanwhile, and once the store is back every
+/// window is written once with all its readings and no alert is repeated.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_object_store_outage_is_waited_out_and_loses_nothing() {
+    let prefix = s3_prefix("outage");
+    let endpoint = std::env::var("LINEWATCH_TEST_S3_ENDPOINT").unwrap_or_default();
+    let upstream: std::net::SocketAddr = endpoint
+        .trim_start_matches("http://")
+        .trim_end_matches('/')
+        .parse()
+        .expect("LINEWATCH_TEST_S3_ENDPOINT is http://host:port");
+    let proxy = common::proxy::Proxy::start(upstream).await;
+    let t = topics("e2e-s3-outage").await;
+    let dir = common::workdir();
+    let (toml, name) = write_s3_pipeline(dir.path(), &t, &prefix);
+    let out = Location::parse(&format!("{prefix}/out")).unwrap();
+    let log = dir.path().join("linewatch.log");
+    let http: std::net::SocketAddr = ([127, 0, 0, 1], free_port()).into();
+    let (listen, via_proxy) = (http.to_string(), format!("http://{}", proxy.addr()));
+    let env = [
+        ("LINEWATCH__HTTP__LISTEN", listen.as_str()),
+        ("AWS_ENDPOINT", via_proxy.as_str()),
+    ];
+
+    let mut sim = Simulator::new(sim_config()).unwrap();
+    let mut expected = BTreeMap::new();
+    let warm = sim.next_events(sim.warmup_end_ms());
+    let (r1, _) = messages(&warm, &mut expected);
+    let p = common::producer_unbatched();
+    common::produce(&p, &t.readings, &r1).await;
+    let child = spawn_with(&common::brokers(), &toml, &log, &env);
+    wait_for(
+        "the first model on S3",
+        &log,
+        Duration::from_secs(300),
+        || model_exists(&out, &name),
+    );
+
+    let mut until = sim.warmup_end_ms();
+    let mut last_events = Vec::new();
+    let mut chunk = |expected: &mut BTreeMap<_, _>| {
+        until += 1_800_000;
+        last_events = sim.next_events(until);
+        messages(&last_events, expected).0
+    };
+    let c = chunk(&mut expected);
+    proxy.cut();
+    common::produce(&p, &t.readings, &c).await;
+    wait_for(
+        "/readyz to report the store",
+        &log,
+        Duration::from_secs(90),
+        || {
+            http_get(http, "/readyz")
+                .is_some_and(|(code, body)| code == 503 && body.contains("sink.out"))
+        },
+    );
+    let (_, metrics) = http_get(http, "/metrics").unwrap();
+    assert!(
+        metrics.lines().any(|l| l == "linewatch_sink_up 0"),
+        "{metrics}"
+    );
+    let (code, _) = http_get(http, "/healthz").unwrap();
+    assert_eq!(code, 200, "alive while it waits for the store");
+    let mut child = child;
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "linewatch exited during the outage; log:\n{}",
+        tail(&log)
+    );
+    proxy.restore();
+    for _ in 0..2 {
+        let c = chunk(&mut expected);
+        common::produce(&p, &t.readings, &c).await;
+    }
+    let expected = closed_by_watermark(&expected, &last_events);
+    wait_for_windows(&out, &log, expected.len());
+    let (code, _) = http_get(http, "/readyz").unwrap();
+    assert_eq!(code, 200, "ready again once the store answers");
+    terminate(child, &log);
+    check_windows(&out, &expected);
+    let alerts = check_alert_topic(&t.alerts);
+    assert_eq!(common::parquet_rows(out.join("alerts")), alerts.len());
+    let log_text = std::fs::read_to_string(&log).unwrap();
+    assert!(
+        log_text.contains("sink.out accepts writes again"),
+        "{}",
+        tail(&log)
+    );
+}

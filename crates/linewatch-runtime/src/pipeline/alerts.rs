@@ -109,8 +109,11 @@ impl Pipeline {
             .get(&p)
             .and_then(|st| durability::acked_through(st.flush_seq))
         {
-            state_io::write_acked_marker(&self.out, p, seq)
-                .context("recording the alert acknowledgement")?;
+            let out = &self.out;
+            super::flush::until_stored(&self.health, "the ack marker", || {
+                state_io::write_acked_marker(out, p, seq)
+            })
+            .await?;
         }
         Ok(())
     }

@@ -3,7 +3,8 @@
 //! are produced and acknowledged); labels likewise; then each partition's offset is committed
 //! as far as what is durable allows ([`super::durability::next_commit_offset`]).
 
-use anyhow::Context as _;
+use std::time::{Duration, Instant};
+
 use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
 use rdkafka::{Offset, TopicPartitionList};
 
@@ -13,6 +14,7 @@ use super::partition::{LabelPending, Pending};
 use super::{Pipeline, state_io};
 use crate::kafka::{self, LwContext};
 use crate::output;
+use crate::telemetry::Health;
 use crate::telemetry::events::{
     AlertAcknowledged, CountedTable, LabelsFileWritten, OpenWindows, ParquetFilesWritten,
 };
@@ -182,7 +184,11 @@ impl Pipeline {
         alerts.retain(|(a, _)| !st.known_alerts.contains(&durability::alert_key(a)));
         if !alerts.is_empty() {
             let batch = output::alerts_batch(alerts.iter().map(|(a, _)| a))?;
-            let written = self.alerts.write_file(&[batch], &name, &meta)?;
+            let table = &self.alerts;
+            let written = until_stored(&self.health, "the alerts file", || {
+                table.write_file(std::slice::from_ref(&batch), &name, &meta)
+            })
+            .await?;
             ParquetFilesWritten {
                 table: CountedTable::Alerts,
                 count: written.len(),
@@ -190,7 +196,11 @@ impl Pipeline {
             .emit(&mut self.progress);
         }
         let batch = st.pending.rows.finish()?;
-        let written = self.scores.write_file(&[batch], &name, &meta)?;
+        let table = &self.scores;
+        let written = until_stored(&self.health, "the scores file", || {
+            table.write_file(std::slice::from_ref(&batch), &name, &meta)
+        })
+        .await?;
         ParquetFilesWritten {
             table: CountedTable::Scores,
             count: written.len(),
@@ -209,12 +219,101 @@ impl Pipeline {
             AlertAcknowledged { delay_s: delay }.emit(&mut self.progress);
         }
         if !alerts.is_empty() {
-            state_io::write_acked_marker(&self.out, p, seq)
-                .context("recording the alert acknowledgement")?;
+            let out = &self.out;
+            until_stored(&self.health, "the ack marker", || {
+                state_io::write_acked_marker(out, p, seq)
+            })
+            .await?;
         }
         st.durable = durable;
         st.flush_seq = seq + 1;
         st.pending = Pending::new(&self.schema);
         Ok(())
+    }
+}
+
+/// Runs `write` (of a table file or an ack marker under `sink.out`) until it succeeds. A
+/// retryable failure (I/O, or an object-store request that failed through the client's own
+/// retries) is waited out: `linewatch_sink_up` 0 and `/readyz` 503 meanwhile, retries after
+/// 1 s, doubling to 30 s, the loop alive but consuming nothing, so nothing piles up and no
+/// offset is committed past the unwritten rows. Any other error is returned.
+pub(super) async fn until_stored<T>(
+    health: &Health,
+    what: &str,
+    mut write: impl FnMut() -> linewatch_sink::Result<T>,
+) -> anyhow::Result<T> {
+    const FIRST: Duration = Duration::from_secs(1);
+    const MAX: Duration = Duration::from_secs(30);
+    let mut delay = FIRST;
+    loop {
+        match write() {
+            Ok(v) => {
+                health.sink_available();
+                return Ok(v);
+            }
+            Err(e) if e.is_retryable() => {
+                health.sink_unavailable(&e.to_string());
+                tracing::warn!(what, retry_in_s = delay.as_secs(), error = %e, "write failed");
+                let until = Instant::now() + delay;
+                while Instant::now() < until {
+                    health.tick();
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+                delay = (delay * 2).min(MAX);
+            }
+            Err(e) => return Err(anyhow::Error::new(e).context(format!("writing {what}"))),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    #[tokio::test]
+    async fn a_failing_write_is_retried_until_it_succeeds_and_the_outage_reported() {
+        let health = Health::default();
+        let mut calls = 0;
+        let started = Instant::now();
+        let got = until_stored(&health, "a file", || {
+            calls += 1;
+            if calls == 1 {
+                assert!(health.sink_down_for().is_none());
+                Err(linewatch_sink::SinkError::Store {
+                    location: "s3://b/k".into(),
+                    message: "connection refused".into(),
+                })
+            } else {
+                // Retried after the first delay, with the outage reported meanwhile.
+                assert!(health.sink_down_for().is_some());
+                assert!(health.readiness(Duration::from_secs(5)).is_err());
+                Ok(7)
+            }
+        })
+        .await
+        .unwrap();
+        assert_eq!((got, calls), (7, 2));
+        assert!(started.elapsed() >= Duration::from_secs(1));
+        assert!(health.sink_down_for().is_none(), "up again after the write");
+        assert!(health.readiness(Duration::from_secs(5)).is_ok());
+    }
+
+    #[tokio::test]
+    async fn a_write_that_cannot_succeed_is_an_error_at_once() {
+        let health = Health::default();
+        health.tick();
+        let e = until_stored(
+            &health,
+            "the scores file",
+            || -> linewatch_sink::Result<()> {
+                Err(linewatch_sink::SinkError::InvalidFileName("x".into()))
+            },
+        )
+        .await
+        .unwrap_err();
+        assert!(e.to_string().contains("writing the scores file"), "{e}");
+        assert!(health.sink_down_for().is_none());
     }
 }

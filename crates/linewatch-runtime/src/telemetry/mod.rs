@@ -34,6 +34,7 @@ pub const ANOMALY_RATIO: &str = "linewatch_anomaly_score_ratio";
 pub const OPEN_WINDOWS: &str = "linewatch_open_windows";
 pub const INSPECTIONS: &str = "linewatch_inspections_total";
 pub const BROKER_UP: &str = "linewatch_broker_up";
+pub const SINK_UP: &str = "linewatch_sink_up";
 pub const SPLIT_MACHINES: &str = "linewatch_machines_on_several_partitions_total";
 pub const LONG_REPEATED: &str = "linewatch_long_values_repeated_total";
 pub const SPARKPLUG_MESSAGES: &str = "linewatch_sparkplug_messages_total";
@@ -91,6 +92,10 @@ fn register() {
         "1 while the broker answers, 0 while it is unreachable"
     );
     describe_gauge!(
+        SINK_UP,
+        "1 while sink.out accepts writes, 0 while a write is being retried (disk, object store)"
+    );
+    describe_gauge!(
         MODEL_VERSION,
         "The serving model version's number (0: warming up)"
     );
@@ -140,6 +145,7 @@ fn register() {
     metrics::gauge!(OPEN_WINDOWS).set(0.0);
     // 0 until the broker first answers (a watermark, an acknowledgement).
     metrics::gauge!(BROKER_UP).set(0.0);
+    metrics::gauge!(SINK_UP).set(1.0);
     metrics::gauge!(MODEL_VERSION).set(0.0);
     metrics::gauge!(CONSUMER_LAG).set(f64::NAN);
 }
@@ -180,6 +186,8 @@ pub struct Health {
     last_tick_ms: AtomicI64,
     /// When the broker was found unreachable (epoch ms); 0 while it is reachable.
     broker_down_since_ms: AtomicI64,
+    /// When a write to `sink.out` first failed (epoch ms); 0 while writes succeed.
+    sink_down_since_ms: AtomicI64,
 }
 
 fn now_ms() -> i64 {
@@ -235,14 +243,57 @@ impl Health {
         (since > 0).then(|| Duration::from_millis((now_ms() - since).max(0) as u64))
     }
 
-    /// Readiness: the loop is alive and the broker reachable; otherwise why not.
+    /// A write to `sink.out` failed and is being retried: sets `linewatch_sink_up` to 0 and
+    /// keeps the first moment; logs `error` when the outage begins.
+    pub fn sink_unavailable(&self, error: &str) {
+        let was_up = self
+            .sink_down_since_ms
+            .compare_exchange(0, now_ms(), Ordering::Relaxed, Ordering::Relaxed)
+            .is_ok();
+        if was_up {
+            tracing::warn!(
+                error,
+                "writing to sink.out failed; retrying until it succeeds, consuming nothing \
+                 meanwhile (/readyz says for how long)"
+            );
+        }
+        metrics::gauge!(SINK_UP).set(0.0);
+    }
+
+    /// A write to `sink.out` succeeded: `linewatch_sink_up` is 1.
+    pub fn sink_available(&self) {
+        let since = self.sink_down_since_ms.swap(0, Ordering::Relaxed);
+        if since > 0 {
+            tracing::info!(
+                down_s = (now_ms() - since) as f64 / 1000.0,
+                "sink.out accepts writes again"
+            );
+            metrics::gauge!(SINK_UP).set(1.0);
+        }
+    }
+
+    /// How long writes to `sink.out` have been failing; `None` while they succeed.
+    pub fn sink_down_for(&self) -> Option<Duration> {
+        let since = self.sink_down_since_ms.load(Ordering::Relaxed);
+        (since > 0).then(|| Duration::from_millis((now_ms() - since).max(0) as u64))
+    }
+
+    /// Readiness: the loop is alive, the broker reachable and `sink.out` writable; otherwise
+    /// why not.
     pub fn readiness(&self, stall: Duration) -> Result<(), String> {
         if !self.is_healthy(stall) {
             return Err("stalled: the pipeline loop has not ticked".into());
         }
-        match self.broker_down_for() {
-            Some(d) => Err(format!(
+        if let Some(d) = self.broker_down_for() {
+            return Err(format!(
                 "degraded: the broker has been unreachable for {:.0} s; waiting, nothing is lost",
+                d.as_secs_f64()
+            ));
+        }
+        match self.sink_down_for() {
+            Some(d) => Err(format!(
+                "degraded: writes to the output (sink.out) have been failing for {:.0} s; \
+                 retrying, nothing is committed past them",
                 d.as_secs_f64()
             )),
             None => Ok(()),
