@@ -184,10 +184,36 @@ pub fn prometheus() -> Option<PrometheusHandle> {
 #[derive(Debug, Default)]
 pub struct Health {
     last_tick_ms: AtomicI64,
-    /// When the broker was found unreachable (epoch ms); 0 while it is reachable.
-    broker_down_since_ms: AtomicI64,
-    /// When a write to `sink.out` first failed (epoch ms); 0 while writes succeed.
-    sink_down_since_ms: AtomicI64,
+    /// The broker not answering.
+    broker: Outage,
+    /// Writes to `sink.out` failing.
+    sink: Outage,
+}
+
+/// Since when something the pipeline depends on has been failing (epoch ms; 0 while it
+/// works).
+#[derive(Debug, Default)]
+struct Outage(AtomicI64);
+
+impl Outage {
+    /// Records the outage; true when it begins now (it was working until now).
+    fn begin(&self) -> bool {
+        self.0
+            .compare_exchange(0, now_ms(), Ordering::Relaxed, Ordering::Relaxed)
+            .is_ok()
+    }
+
+    /// Ends the outage; how long it lasted when there was one.
+    fn end(&self) -> Option<Duration> {
+        let since = self.0.swap(0, Ordering::Relaxed);
+        (since > 0).then(|| Duration::from_millis((now_ms() - since).max(0) as u64))
+    }
+
+    /// How long it has lasted; `None` while working.
+    fn lasting(&self) -> Option<Duration> {
+        let since = self.0.load(Ordering::Relaxed);
+        (since > 0).then(|| Duration::from_millis((now_ms() - since).max(0) as u64))
+    }
 }
 
 fn now_ms() -> i64 {
@@ -213,11 +239,7 @@ impl Health {
     /// `kafka.ack_timeout`, or no partition's high watermark could be fetched): sets
     /// `linewatch_broker_up` to 0 and keeps the first moment it was seen.
     pub fn broker_unreachable(&self) {
-        let was_up = self
-            .broker_down_since_ms
-            .compare_exchange(0, now_ms(), Ordering::Relaxed, Ordering::Relaxed)
-            .is_ok();
-        if was_up {
+        if self.broker.begin() {
             tracing::warn!(
                 "the broker does not answer; waiting for it (/readyz says for how long)"
             );
@@ -227,30 +249,21 @@ impl Health {
 
     /// The broker answered (an acknowledgement, a watermark): `linewatch_broker_up` is 1.
     pub fn broker_reachable(&self) {
-        let since = self.broker_down_since_ms.swap(0, Ordering::Relaxed);
-        if since > 0 {
-            tracing::info!(
-                down_s = (now_ms() - since) as f64 / 1000.0,
-                "the broker is reachable again"
-            );
+        if let Some(d) = self.broker.end() {
+            tracing::info!(down_s = d.as_secs_f64(), "the broker is reachable again");
         }
         metrics::gauge!(BROKER_UP).set(1.0);
     }
 
     /// How long the broker has been unreachable; `None` while it is reachable.
     pub fn broker_down_for(&self) -> Option<Duration> {
-        let since = self.broker_down_since_ms.load(Ordering::Relaxed);
-        (since > 0).then(|| Duration::from_millis((now_ms() - since).max(0) as u64))
+        self.broker.lasting()
     }
 
     /// A write to `sink.out` failed and is being retried: sets `linewatch_sink_up` to 0 and
     /// keeps the first moment; logs `error` when the outage begins.
     pub fn sink_unavailable(&self, error: &str) {
-        let was_up = self
-            .sink_down_since_ms
-            .compare_exchange(0, now_ms(), Ordering::Relaxed, Ordering::Relaxed)
-            .is_ok();
-        if was_up {
+        if self.sink.begin() {
             tracing::warn!(
                 error,
                 "writing to sink.out failed; retrying until it succeeds, consuming nothing \
@@ -262,20 +275,15 @@ impl Health {
 
     /// A write to `sink.out` succeeded: `linewatch_sink_up` is 1.
     pub fn sink_available(&self) {
-        let since = self.sink_down_since_ms.swap(0, Ordering::Relaxed);
-        if since > 0 {
-            tracing::info!(
-                down_s = (now_ms() - since) as f64 / 1000.0,
-                "sink.out accepts writes again"
-            );
+        if let Some(d) = self.sink.end() {
+            tracing::info!(down_s = d.as_secs_f64(), "sink.out accepts writes again");
             metrics::gauge!(SINK_UP).set(1.0);
         }
     }
 
     /// How long writes to `sink.out` have been failing; `None` while they succeed.
     pub fn sink_down_for(&self) -> Option<Duration> {
-        let since = self.sink_down_since_ms.load(Ordering::Relaxed);
-        (since > 0).then(|| Duration::from_millis((now_ms() - since).max(0) as u64))
+        self.sink.lasting()
     }
 
     /// Readiness: the loop is alive, the broker reachable and `sink.out` writable; otherwise
