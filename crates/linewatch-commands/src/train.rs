@@ -76,11 +76,10 @@ pub fn job_from_parquet(
     let mut counts = TrainCounts::default();
     let from = Location::from_path_or_url(from).context("--from")?;
     let scores = from.join(tables::scores::TABLE);
-    let missing = match scores.as_local() {
-        Some(dir) => !dir.exists(),
-        None => linewatch_sink::list_files(&scores)?.is_empty(),
-    };
-    if missing {
+    // A local table's folder exists from the pipeline's first start, so a missing one is a
+    // wrong --from. An object store has no folders: a prefix the pipeline has not written
+    // to yet reads as a table of no windows (exit 3, not enough data), like an empty folder.
+    if scores.as_local().is_some_and(|dir| !dir.exists()) {
         anyhow::bail!("{scores} does not exist (expected the scores table under --from)");
     }
     // (window_start, machine, features, normal)

@@ -424,7 +424,18 @@ impl Location {
         match source {
             object_store::Error::NotFound { .. } => SinkError::NotFound(self.to_string()),
             source => {
+                // The text, then each cause the text does not already hold (the client's
+                // outer errors often say only "HTTP error: builder error").
                 let mut message = source.to_string();
+                let mut cause = std::error::Error::source(&source);
+                while let Some(c) = cause {
+                    let text = c.to_string();
+                    if !message.contains(&text) {
+                        message.push_str(": ");
+                        message.push_str(&text);
+                    }
+                    cause = c.source();
+                }
                 if message.contains("URL scheme is not allowed") {
                     message.push_str(" (an http:// endpoint needs AWS_ALLOW_HTTP=true)");
                 }
