@@ -719,4 +719,12 @@ fn an_object_store_table_holds_what_a_local_one_holds() {
     assert_eq!(rows_of(&local), rows_of(&remote));
     assert_eq!(rows_of(&remote).len(), 600);
     assert_eq!(remote.cleanup_tmp_files().unwrap(), 0);
+    // A footer longer than the first ranged read (64 KiB) takes a second one.
+    let big = kv(&[("linewatch.durable", &"m".repeat(200_000))]);
+    let written = remote
+        .write_file(&[to_batch(&rows)], &FileName::new(4, 0, 599).unwrap(), &big)
+        .unwrap();
+    for w in &written {
+        assert_eq!(read_footer_metadata(&w.location).unwrap(), big);
+    }
 }

@@ -124,31 +124,21 @@ fn read_parquet_metadata(file: &Location) -> Result<ParquetMetaData> {
             .parse_and_finish(&f)
             .map_err(SinkError::parquet(path.display()));
     }
-    let bad = |what: &str| SinkError::Parquet {
-        path: file.to_string(),
-        source: parquet::errors::ParquetError::General(what.to_owned()),
-    };
+    // The footer from the tail: one ranged read, a second when the footer is longer.
     let size = file.size()?;
-    if size < 12 {
-        return Err(bad("too short to be a Parquet file"));
+    let mut reader = ParquetMetaDataReader::new();
+    let tail = file.get_range(size - size.min(FOOTER_PREFETCH), size)?;
+    match reader.try_parse_sized(&tail, size) {
+        Ok(()) => {}
+        Err(parquet::errors::ParquetError::NeedMoreData(needed)) => {
+            let tail = file.get_range(size.saturating_sub(needed as u64), size)?;
+            reader
+                .try_parse_sized(&tail, size)
+                .map_err(SinkError::parquet(file))?;
+        }
+        Err(e) => return Err(SinkError::parquet(file)(e)),
     }
-    let mut tail = file.get_range(size - size.min(FOOTER_PREFETCH), size)?;
-    let n = tail.len();
-    if &tail[n - 4..] != b"PAR1" {
-        return Err(bad("no Parquet magic at the end"));
-    }
-    let mut len4 = [0u8; 4];
-    len4.copy_from_slice(&tail[n - 8..n - 4]);
-    let meta_len = u64::from(u32::from_le_bytes(len4));
-    if meta_len + 8 > size {
-        return Err(bad("footer longer than the file"));
-    }
-    if meta_len + 8 > n as u64 {
-        tail = file.get_range(size - meta_len - 8, size)?;
-    }
-    let n = tail.len();
-    let start = n - 8 - meta_len as usize;
-    ParquetMetaDataReader::decode_metadata(&tail[start..n - 8]).map_err(SinkError::parquet(file))
+    reader.finish().map_err(SinkError::parquet(file))
 }
 
 /// Reads every batch of one Parquet file (local, or fetched whole from an object store).
