@@ -186,18 +186,18 @@ pub fn render(opts: &ReportOptions) -> Result<ReportSummary, ReportError> {
         )));
     }
     let root = linewatch_sink::Location::from_path_or_url(&opts.scores_root)?;
-    let missing = match root.as_local() {
-        Some(dir) => !dir.is_dir(),
-        // An object store has no folders: a table without files is not there.
-        None => linewatch_sink::list_files(&root)?.is_empty(),
-    };
-    if missing {
+    if root.as_local().is_some_and(|dir| !dir.is_dir()) {
+        return Err(ReportError::ScoresRootMissing(opts.scores_root.clone()));
+    }
+    let files = linewatch_sink::list_files(&root)?;
+    // An object store has no folders: a table without files is not there.
+    if files.is_empty() && root.as_local().is_none() {
         return Err(ReportError::ScoresRootMissing(opts.scores_root.clone()));
     }
 
     let from_ms = opts.from.map(load::to_ms);
     let to_ms = opts.to.map(load::to_ms);
-    let (rows, unusable) = load::load_rows(&root, &opts.machine, from_ms, to_ms)?;
+    let (rows, unusable) = load::load_rows(files, &opts.machine, from_ms, to_ms)?;
     let (Some(first_row), Some(last_end)) = (rows.first(), rows.iter().map(|r| r.end_ms).max())
     else {
         return Err(ReportError::NoRows {

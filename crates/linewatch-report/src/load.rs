@@ -77,17 +77,17 @@ pub struct Unusable {
 }
 
 /// Reads the rows of `machine` whose `window_start` lies in `[from, to)`, sorted by time,
-/// and counts what could not be used ([`Unusable`]). Only files in `date=` partitions that
-/// can hold such rows are opened.
+/// and counts what could not be used ([`Unusable`]). Only those of the table's `files` in
+/// `date=` partitions that can hold such rows are opened.
 pub(crate) fn load_rows(
-    root: &linewatch_sink::Location,
+    files: Vec<linewatch_sink::FileInfo>,
     machine: &str,
     from_ms: Option<i64>,
     to_ms: Option<i64>,
 ) -> Result<(Vec<Row>, Unusable), ReportError> {
     let mut rows = Vec::new();
     let mut unusable = Unusable::default();
-    for info in linewatch_sink::list_files(root)? {
+    for info in files {
         if !date_may_overlap(&info.date, from_ms, to_ms) {
             continue;
         }
