@@ -4,6 +4,7 @@
 #     (LINEWATCH_CHAOS_ROUNDS, default 10);
 #   - a second consumer joining the group mid-stream and leaving again;
 #   - a flood of 100,000 malformed messages (the dead-letter rate);
+#   - readings produced without a key, re-keyed (`kafka.rekey`) through 10 kills and stops;
 #   - a broker outage of OUTAGE_S seconds (default 180) behind a TCP proxy.
 # Each scenario prints one line `CHAOS {json}` (windows expected / written / duplicated /
 # partial / missing, alerts repeated, rates) and fails unless nothing was lost, doubled or

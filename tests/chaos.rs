@@ -2,7 +2,8 @@
 //! test here is `#[ignore]`d: `scripts/chaos.sh` runs them (with the 3-minute outage of
 //! `tests/outage.rs`) and prints one JSON line of figures per scenario, which the README
 //! reports. The short variants run in the test command: `tests/e2e_pipeline.rs` (a SIGKILL
-//! and a SIGTERM restart, a 20,000-message flood, one machine on three partitions) and
+//! and a SIGTERM restart, a 20,000-message flood, one machine on three partitions),
+//! `tests/rekey.rs` (unkeyed readings re-keyed across a SIGKILL) and
 //! `tests/outage.rs` (30 s).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stdout)] // figures go to stdout
 
@@ -195,4 +196,69 @@ async fn dead_letter_rate_through_the_test_broker() {
     });
     println!("CHAOS {figures}");
     assert_eq!(dlq.len(), N, "{figures}");
+}
+
+/// `kafka.rekey` through kills: a backlog of readings produced without a key, spread over the
+/// three partitions, drained while the replica is SIGKILLed and SIGTERMed in turn and
+/// restarted; each window once and complete, no alert repeated, and the copies that the
+/// re-keying stage forwarded again after each kill counted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "chaos: run by scripts/chaos.sh"]
+async fn unkeyed_readings_rekeyed_through_kills_lose_and_repeat_nothing() {
+    let t = topics("chaos-rekey").await;
+    let dir = common::workdir();
+    let (toml, out, _) = rekey_pipeline(dir.path(), "chaosrekey", &t);
+    let mut sim = Simulator::new(sim_config()).unwrap();
+    let mut expected = BTreeMap::new();
+    let start = sim.warmup_end_ms() - sim.config().warmup_ms;
+    let events = sim.next_events(start + 6 * 3_600_000);
+    let (readings, _) = messages(&events, &mut expected);
+    produce_spread(&common::producer_unbatched(), &t.readings, &readings).await;
+    let expected = closed_by_watermark(&expected, &events);
+    let mut log = dir.path().join("run-0.log");
+    let mut child = spawn(&toml, &log);
+    let mut replays = 0u64;
+    for k in 0..rounds() {
+        std::thread::sleep(Duration::from_millis(1_500 + (k as u64 * 733) % 2_500));
+        if k % 2 == 0 {
+            child.kill().unwrap();
+            child.wait().unwrap();
+            // tansu's reassignment after a SIGKILL: see Stage::new's users above.
+            std::thread::sleep(Duration::from_secs(13));
+        } else {
+            terminate(child, &log);
+            replays += summary_count(&log, "rekey_replays_dropped");
+        }
+        log = dir.path().join(format!("run-{}.log", k + 1));
+        child = spawn(&toml, &log);
+    }
+    wait_for_windows(&out, &log, expected.len());
+    terminate(child, &log);
+    replays += summary_count(&log, "rekey_replays_dropped");
+    let c = census(&out, &expected);
+    let (alerts, repeated) = repeated_alerts_on(&common::brokers(), &t.alerts);
+    let split = summary_count(&log, "machines_on_several_partitions");
+    let mut figures = c.to_json();
+    figures["scenario"] = "unkeyed_readings_rekeyed_through_kills".into();
+    figures["readings"] = readings.len().into();
+    figures["alerts_on_topic"] = alerts.into();
+    figures["alerts_repeated"] = repeated.into();
+    figures["rekey_replays_dropped_in_clean_stops"] = replays.into();
+    figures["machines_on_several_partitions"] = split.into();
+    println!("CHAOS {figures}");
+    assert!(c.is_clean() && repeated == 0 && split == 0, "{figures}");
+}
+
+/// A count from the `stopped cleanly` summary line of a run's log (0 without one).
+fn summary_count(log: &std::path::Path, key: &str) -> u64 {
+    let text = std::fs::read_to_string(log).unwrap_or_default();
+    text.lines()
+        .filter(|l| l.contains("stopped cleanly"))
+        .filter_map(|l| {
+            l.split_whitespace()
+                .find_map(|kv| kv.strip_prefix(&format!("{key}=")).map(str::to_owned))
+        })
+        .filter_map(|v| v.parse::<u64>().ok())
+        .next()
+        .unwrap_or(0)
 }

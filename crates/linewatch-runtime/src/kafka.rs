@@ -201,12 +201,19 @@ impl ConsumerContext for LwContext {
     }
 }
 
-/// One bad message handed to the producer for `<topic><suffix>`, its acknowledgement not
-/// yet awaited ([`settle`]).
+/// A message handed to the producer (a dead letter, a re-keyed reading), its
+/// acknowledgement not yet awaited ([`settle`]).
 pub struct PendingDelivery {
     /// `topic/partition@offset` of the message it concerns (for errors).
     pub source: String,
     delivery: DeliveryFuture,
+}
+
+impl PendingDelivery {
+    /// The delivery of a message concerning `source` (`topic/partition@offset`).
+    pub fn new(source: String, delivery: DeliveryFuture) -> Self {
+        Self { source, delivery }
+    }
 }
 
 /// A bad message as a record for `<topic><suffix>`: its original key and payload, the reason
@@ -269,7 +276,7 @@ pub async fn settle(
     for p in pending {
         await_ack(p.delivery, health, patience, &p.source)
             .await
-            .with_context(|| format!("dead letter of {} not acknowledged", p.source))?;
+            .with_context(|| format!("the message sent for {} was not acknowledged", p.source))?;
     }
     Ok(())
 }

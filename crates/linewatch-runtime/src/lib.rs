@@ -4,6 +4,7 @@
 //! - [`config`]: the pipeline TOML, defaults, environment overrides, validation.
 //! - [`kafka`]: client configuration, rebalance events, dead letters.
 //! - [`pipeline`]: the streaming loop (consume, window, score, alert, write, commit).
+//! - [`rekey`]: the opt-in stage that re-keys readings by machine (`kafka.rekey`).
 //! - [`scoring`]: the slot the serving model is hot-swapped in, and how windows are scored.
 //! - [`model_store`]: versioned model folders: list, next version, save, load, newest valid.
 //! - [`trainer`]: background retraining and the validation gate.
@@ -24,6 +25,7 @@ pub mod output;
 pub mod pipeline;
 pub mod preflight;
 pub mod registry;
+pub mod rekey;
 pub mod scoring;
 pub mod telemetry;
 pub mod trainer;

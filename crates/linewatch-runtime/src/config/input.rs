@@ -48,6 +48,17 @@ pub struct KafkaSection {
     /// librdkafka properties passed through to every client (TLS, SASL, tuning), e.g.
     /// `"security.protocol" = "SASL_SSL"`. Default: none.
     pub properties: BTreeMap<String, String>,
+    /// Re-key the readings by machine before windowing, for producers that do not key by
+    /// machine (MQTT bridges, Connect sources with a null key): each replica also runs a
+    /// re-keying stage that forwards every readings message to
+    /// [`rekey_topic`](Self::rekey_topic), on the partition of its machine, and the windows
+    /// are made from that topic. Not for `sparkplug_b` (aliases are per edge node).
+    /// Default false.
+    pub rekey: bool,
+    /// The internal topic of the re-keyed readings (created with the readings topic's
+    /// partition count and replication when missing). Default
+    /// "<group id>-readings-repartition".
+    pub rekey_topic: Option<String>,
 }
 
 impl Default for KafkaSection {
@@ -61,6 +72,8 @@ impl Default for KafkaSection {
             dlq_suffix: ".dlq".into(),
             ack_timeout: Duration::from_secs(30),
             properties: BTreeMap::new(),
+            rekey: false,
+            rekey_topic: None,
         }
     }
 }
@@ -261,6 +274,7 @@ impl PipelineConfig {
                 ),
             ));
         }
+        self.validate_rekey()?;
         if k.ack_timeout.is_zero() {
             return Err(invalid(
                 "kafka.ack_timeout",
@@ -279,6 +293,34 @@ impl PipelineConfig {
             return Err(invalid(
                 "kafka.properties",
                 format!("{key:?}: an empty property name"),
+            ));
+        }
+        Ok(())
+    }
+
+    /// `kafka.rekey` and `kafka.rekey_topic`.
+    fn validate_rekey(&self) -> Result<(), ConfigError> {
+        let k = &self.kafka;
+        if let Some(t) = &k.rekey_topic {
+            topic_name("kafka.rekey_topic", t)?;
+        }
+        if !k.rekey {
+            return Ok(());
+        }
+        let topic = self.rekey_topic();
+        topic_name("kafka.rekey_topic", &topic)?;
+        if [&k.readings_topic, &k.inspections_topic, &k.alerts_topic].contains(&&topic) {
+            return Err(invalid(
+                "kafka.rekey_topic",
+                format!("{topic:?}: the same topic as another [kafka] topic"),
+            ));
+        }
+        if self.decode.format == linewatch_window::Format::SparkplugB {
+            return Err(invalid(
+                "kafka.rekey",
+                "true with decode.format = \"sparkplug_b\": Sparkplug aliases and births belong \
+                 to an edge node, across its devices, so re-keying by machine would part them; \
+                 key the bridge's Kafka messages by edge node (its MQTT topic) instead",
             ));
         }
         Ok(())

@@ -87,6 +87,25 @@ impl PipelineConfig {
             .unwrap_or_else(|| format!("linewatch-{}", self.pipeline.name))
     }
 
+    /// The internal topic of re-keyed readings (`kafka.rekey_topic`, default
+    /// `<group id>-readings-repartition`, as Kafka Streams names its repartition topics).
+    pub fn rekey_topic(&self) -> String {
+        self.kafka
+            .rekey_topic
+            .clone()
+            .unwrap_or_else(|| format!("{}-readings-repartition", self.group_id()))
+    }
+
+    /// The topic the windowers consume: the readings topic, or with `kafka.rekey` the
+    /// re-keyed readings.
+    pub fn windowed_topic(&self) -> String {
+        if self.kafka.rekey {
+            self.rekey_topic()
+        } else {
+            self.kafka.readings_topic.clone()
+        }
+    }
+
     /// The hop between windows.
     pub fn slide(&self) -> Duration {
         self.window.slide.unwrap_or(self.window.size)

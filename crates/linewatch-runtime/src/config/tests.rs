@@ -124,6 +124,15 @@ fn every_setting_that_would_do_nothing_or_worse_is_named() {
         ("[model]\nprojections = 0", "model.projections"),
         ("[decode]\nmax_channels = 0", "decode.max_channels"),
         (
+            "[kafka]\nrekey = true\n[decode]\nformat = \"sparkplug_b\"",
+            "kafka.rekey",
+        ),
+        (
+            "[kafka]\nrekey = true\nrekey_topic = \"readings\"",
+            "kafka.rekey_topic",
+        ),
+        ("[kafka]\nrekey_topic = \"a b\"", "kafka.rekey_topic"),
+        (
             "[decode]\nformat = \"sparkplug_b\"\n[decode.sparkplug]\nmachine = \"metric\"",
             "decode.sparkplug",
         ),
@@ -334,4 +343,26 @@ fn every_shipped_pipeline_file_loads() {
         cfg.decode.registry.url.as_deref(),
         Some("http://schema-registry:8081")
     );
+}
+
+#[test]
+fn the_rekeyed_topic_is_named_after_the_group_and_windowed_only_when_on() {
+    let channels = "[window]\nchannels = [\"a\"]\n";
+    let off = PipelineConfig::from_toml_with_env(channels, "t", env(&[])).unwrap();
+    assert_eq!(off.windowed_topic(), "readings");
+    let on = PipelineConfig::from_toml_with_env(
+        &format!("{channels}[pipeline]\nname = \"press\"\n[kafka]\nrekey = true"),
+        "t",
+        env(&[]),
+    )
+    .unwrap();
+    assert_eq!(on.rekey_topic(), "linewatch-press-readings-repartition");
+    assert_eq!(on.windowed_topic(), "linewatch-press-readings-repartition");
+    let named = PipelineConfig::from_toml_with_env(
+        &format!("{channels}[kafka]\nrekey = true\nrekey_topic = \"by-machine\""),
+        "t",
+        env(&[]),
+    )
+    .unwrap();
+    assert_eq!(named.windowed_topic(), "by-machine");
 }

@@ -91,7 +91,7 @@ impl Pipeline {
             };
             if durability::advances(st.last_committed, next)
                 && tpl
-                    .add_partition_offset(&self.cfg.kafka.readings_topic, p, Offset::Offset(next))
+                    .add_partition_offset(&self.windowed_topic, p, Offset::Offset(next))
                     .is_ok()
             {
                 committing.push((p, st.last_committed));

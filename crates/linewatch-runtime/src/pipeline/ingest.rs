@@ -14,7 +14,7 @@ use crate::kafka::{self, LwContext};
 use crate::telemetry::Health;
 use crate::telemetry::events::{
     ConsumerLag, InspectionDecoded, LongValueRepeated, MachineOnSeveralPartitions, MessageConsumed,
-    MessageDeadLettered, ReadingDecoded, ReadingLate, SparkplugDecoded,
+    MessageDeadLettered, ReadingDecoded, ReadingLate, RekeyReplayDropped, SparkplugDecoded,
 };
 use linewatch_window::{Decoded, Reading};
 
@@ -29,7 +29,7 @@ impl Pipeline {
         MessageConsumed { topic: m.topic() }.emit(&mut self.progress);
         let payload = m.payload().unwrap_or_default();
         let (p, offset) = (m.partition(), m.offset());
-        if m.topic() == self.cfg.kafka.readings_topic {
+        if m.topic() == self.windowed_topic && self.first_copy(m)? {
             // The long JSON format is read borrowed from the message and gathered without
             // copying its ids; every other format decodes into owned values.
             let decoded = match self.decoder.decode_long(payload, m.key()) {
@@ -81,6 +81,8 @@ impl Pipeline {
                     }
                 }
             }
+        }
+        if m.topic() == self.windowed_topic {
             let st = self.partition(p)?;
             st.last_consumed = Some(offset);
             if st.pending.first_offset.is_none() {
@@ -102,6 +104,48 @@ impl Pipeline {
             self.label_parts.entry(p).or_default().consumed(offset);
         }
         Ok(())
+    }
+
+    /// Whether a message of the windowed topic is to be windowed: always without
+    /// `kafka.rekey`; with it, unless it is a copy the re-keying stage forwarded again
+    /// ([`ReplayFilter`](crate::rekey::ReplayFilter), counted and dropped).
+    fn first_copy(&mut self, m: &BorrowedMessage<'_>) -> anyhow::Result<bool> {
+        if !self.cfg.kafka.rekey {
+            return Ok(true);
+        }
+        let src = match crate::rekey::source_of(m) {
+            Ok(src) => src,
+            Err(why) => {
+                tracing::warn!(partition = m.partition(), offset = m.offset(), %why,
+                    "a message of the re-keyed topic with unreadable source headers is windowed \
+                     without the replay check");
+                None
+            }
+        };
+        if self.partition(m.partition())?.replays.admit(src) {
+            return Ok(true);
+        }
+        if let Some(src) = src {
+            RekeyReplayDropped {
+                source_partition: src.partition,
+                source_offset: src.offset,
+            }
+            .emit(&mut self.progress);
+        }
+        Ok(false)
+    }
+
+    /// Where a message came from, for its dead letter: a re-keyed message's readings
+    /// partition and offset (its dead letter goes to the readings topic's dead-letter topic),
+    /// else its own.
+    fn origin<'m>(&'m self, m: &'m BorrowedMessage<'_>) -> (&'m str, i32, i64) {
+        if self.cfg.kafka.rekey
+            && m.topic() == self.windowed_topic
+            && let Ok(Some(src)) = crate::rekey::source_of(m)
+        {
+            return (&self.cfg.kafka.readings_topic, src.partition, src.offset);
+        }
+        (m.topic(), m.partition(), m.offset())
     }
 
     /// Gathers one long-format value; a reading it completes goes to the windower (counted
@@ -191,20 +235,22 @@ impl Pipeline {
         reason: &str,
         detail: &str,
     ) -> anyhow::Result<()> {
+        let (topic, partition, offset) = self.origin(m);
+        let (topic, partition, offset) = (topic.to_owned(), partition, offset);
         MessageDeadLettered {
-            topic: m.topic(),
-            partition: m.partition(),
-            offset: m.offset(),
+            topic: &topic,
+            partition,
+            offset,
             reason,
         }
         .emit(&mut self.progress);
         loop {
             match kafka::enqueue_dead_letter(
                 producer,
-                m.topic(),
+                &topic,
                 &self.cfg.kafka.dlq_suffix,
-                m.partition(),
-                m.offset(),
+                partition,
+                offset,
                 m.key(),
                 m.payload().unwrap_or_default(),
                 reason,
@@ -217,14 +263,8 @@ impl Pipeline {
                 }
                 Err(e) if kafka::is_queue_full(&e) => self.settle_dead_letters().await?,
                 Err(e) => {
-                    return Err(e).with_context(|| {
-                        format!(
-                            "dead-lettering {}/{}@{}",
-                            m.topic(),
-                            m.partition(),
-                            m.offset()
-                        )
-                    });
+                    return Err(e)
+                        .with_context(|| format!("dead-lettering {topic}/{partition}@{offset}"));
                 }
             }
         }

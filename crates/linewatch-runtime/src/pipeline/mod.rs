@@ -55,6 +55,39 @@ pub use durability::{META_ALERTER, META_DURABLE, META_PIPELINE, META_SEQ};
 
 use partition::{LabelPending, PartitionState};
 
+/// The decoder of the readings topic for `cfg` (with a schema registry client for Avro).
+///
+/// # Errors
+/// The registry client cannot be built, or the format lacks what it needs.
+pub(crate) fn readings_decoder(cfg: &PipelineConfig) -> anyhow::Result<ReadingsDecoder> {
+    let schemas: Option<Box<dyn linewatch_window::SchemaSource>> = if cfg.decode.format.is_avro() {
+        Some(Box::new(crate::registry::RegistryClient::new(
+            &cfg.decode.registry,
+        )?))
+    } else {
+        None
+    };
+    ReadingsDecoder::new(
+        cfg.decode.format,
+        cfg.decode.fields.clone(),
+        cfg.decode.sparkplug.clone(),
+        schemas,
+        cfg.decode.limits(),
+    )
+    .map_err(anyhow::Error::msg)
+}
+
+/// Waits for the re-keying stage's task to end (forever when there is none); its error, or
+/// the panic that ended it.
+async fn stage_ended(
+    stage: &mut Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
+) -> anyhow::Result<()> {
+    match stage {
+        Some(task) => task.await.context("the re-keying stage panicked")?,
+        None => std::future::pending().await,
+    }
+}
+
 /// The pipeline's state, owned by one task.
 pub struct Pipeline {
     cfg: PipelineConfig,
@@ -64,6 +97,8 @@ pub struct Pipeline {
     limits: DecodeLimits,
     /// Readings messages: the contract, or the configured format and field mapping.
     decoder: ReadingsDecoder,
+    /// The topic the windowers read: `kafka.readings_topic`, or the re-keyed readings.
+    windowed_topic: String,
     window_cfg: WindowConfig,
     roll: RollPolicy,
     /// `sink.out`: the tables and the ack markers (`_state/`).
@@ -107,22 +142,8 @@ impl Pipeline {
         let models_at = cfg.models_location().context("retrain.models_dir")?;
         crate::preflight::ensure_writable(&out, "sink.out")?;
         crate::preflight::ensure_writable(&models_at, "retrain.models_dir")?;
-        let schemas: Option<Box<dyn linewatch_window::SchemaSource>> =
-            if cfg.decode.format.is_avro() {
-                Some(Box::new(crate::registry::RegistryClient::new(
-                    &cfg.decode.registry,
-                )?))
-            } else {
-                None
-            };
-        let decoder = ReadingsDecoder::new(
-            cfg.decode.format,
-            cfg.decode.fields.clone(),
-            cfg.decode.sparkplug.clone(),
-            schemas,
-            limits.clone(),
-        )
-        .map_err(anyhow::Error::msg)?;
+        let decoder = readings_decoder(&cfg)?;
+        let windowed_topic = cfg.windowed_topic();
         use linewatch_tables::{alerts, labels, scores};
         let scores = output::open_table(&cfg, scores::TABLE, scores::PARTITION_TIME)?;
         let alerts = output::open_table(&cfg, alerts::TABLE, alerts::PARTITION_TIME)?;
@@ -156,6 +177,7 @@ impl Pipeline {
             inputs,
             channels,
             decoder,
+            windowed_topic,
             limits,
             window_cfg,
             roll,
@@ -198,7 +220,21 @@ impl Pipeline {
         let producer: kafka::Producer = kafka::producer_config(&self.cfg)
             .create_with_context(LwContext::with_health(self.health.clone()))
             .context("creating the Kafka producer")?;
-        let mut topics = vec![self.cfg.kafka.readings_topic.as_str()];
+        // With `kafka.rekey`, a re-keying stage forwards the readings to the windowed topic.
+        let (rekey_stop, rekey_stopped) = watch::channel(false);
+        let mut rekey = if self.cfg.kafka.rekey {
+            let partitions = crate::rekey::ensure_topic(&self.cfg).await?;
+            let stage = crate::rekey::Rekeyer::new(
+                self.cfg.clone(),
+                readings_decoder(&self.cfg)?,
+                self.health.clone(),
+                partitions,
+            );
+            Some(tokio::spawn(stage.run(rekey_stopped)))
+        } else {
+            None
+        };
+        let mut topics = vec![self.windowed_topic.as_str()];
         if !self.cfg.kafka.inspections_topic.is_empty() {
             topics.push(self.cfg.kafka.inspections_topic.as_str());
         }
@@ -222,6 +258,10 @@ impl Pipeline {
                 }
                 _ = lag_tick.tick() => ingest::report_lag(&consumer, &self.health, &mut self.lag_failures),
                 _ = models_tick.tick() => self.pick_up_new_version(),
+                ended = stage_ended(&mut rekey) => {
+                    ended?;
+                    anyhow::bail!("the re-keying stage stopped on its own");
+                }
                 msg = consumer.recv() => match msg {
                     Ok(m) => self.on_message(&m, &producer).await?,
                     Err(e) => {
@@ -236,6 +276,10 @@ impl Pipeline {
         // would be skipped after the restart. The commit stops at the oldest reading they
         // hold, so the next owner of the partition replays and completes them.
         tracing::info!("shutting down: writing closed windows, committing; open windows stay open");
+        rekey_stop.send_replace(true);
+        if rekey.is_some() {
+            stage_ended(&mut rekey).await?;
+        }
         self.on_rebalance(ctx.take_events());
         self.on_tick(&consumer, &producer, true).await?;
         self.trainer.stop();

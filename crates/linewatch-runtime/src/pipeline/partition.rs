@@ -51,6 +51,8 @@ pub(super) struct PartitionState {
     pub(super) windower: Windower,
     /// Long-format values gathered into readings by instant (`decode.format = "json_long"`).
     pub(super) assembler: LongAssembler,
+    /// With `kafka.rekey`: drops the copies the re-keying stage forwarded again.
+    pub(super) replays: crate::rekey::ReplayFilter,
     pub(super) alerter: Alerter,
     /// Which of this partition's windows may feed retraining.
     pub(super) guard: GuardBand,
@@ -112,7 +114,7 @@ impl Pipeline {
         for e in events {
             if let PartitionEvent::Revoked(parts) = e {
                 for (topic, p) in parts {
-                    if topic == self.cfg.kafka.readings_topic {
+                    if topic == self.windowed_topic {
                         // Dropped, not flushed: nothing of it was committed past what is
                         // durable, so the new owner rebuilds these windows from the committed
                         // offset and skips those already written (no double counting).
@@ -158,6 +160,7 @@ impl Pipeline {
         Ok(PartitionState {
             windower,
             assembler: LongAssembler::new(),
+            replays: crate::rekey::ReplayFilter::default(),
             alerter,
             guard: GuardBand::new(self.cfg.retrain.guard_windows),
             pending: Pending::new(&self.schema),

@@ -9,8 +9,9 @@ use crate::alerter::AlertState;
 
 use super::{
     ALERTS, ANOMALY_RATIO, CLOSE_TO_ALERT, CONSUMED, CONSUMER_LAG, DEAD_LETTERED, DECODED,
-    FILES_WRITTEN, INSPECTIONS, LATE, LONG_REPEATED, MODEL_VERSION, OPEN_WINDOWS, RETRAINS,
-    SCORING_LATENCY, SPARKPLUG_MESSAGES, SPARKPLUG_SKIPPED, SPLIT_MACHINES, WINDOWS,
+    FILES_WRITTEN, INSPECTIONS, LATE, LONG_REPEATED, MODEL_VERSION, OPEN_WINDOWS, REKEY_FORWARDED,
+    REKEY_REPLAYS, RETRAINS, SCORING_LATENCY, SPARKPLUG_MESSAGES, SPARKPLUG_SKIPPED,
+    SPLIT_MACHINES, WINDOWS,
 };
 
 /// Live counters for progress displays and summaries.
@@ -29,6 +30,8 @@ pub struct Progress {
     pub machines_on_several_partitions: u64,
     /// Long-format values that repeated a channel at their machine's instant (dropped).
     pub long_values_repeated: u64,
+    /// Re-keyed messages dropped as copies the re-keying stage forwarded again.
+    pub rekey_replays_dropped: u64,
     /// Sparkplug B metrics skipped because they are not numbers (boolean, string, ...).
     pub sparkplug_non_numeric: u64,
     /// Sparkplug B metrics skipped because they are null.
@@ -115,6 +118,42 @@ impl MachineOnSeveralPartitions<'_> {
             partitions = ?self.partitions,
             "readings of one machine on several partitions: its windows are split and written \
              partial. Produce readings with the machine as the message key"
+        );
+    }
+}
+
+/// A readings message was forwarded to the re-keyed topic (the re-keying stage's own task,
+/// hence no progress counter): in event-time order, or before a slow partition caught up
+/// because the merge was full.
+pub struct RekeyForwarded {
+    pub aligned: bool,
+}
+
+impl RekeyForwarded {
+    /// The `order` label values.
+    pub const ORDERS: [&'static str; 2] = ["event_time", "merge_full"];
+
+    pub fn emit(self) {
+        let order = Self::ORDERS[usize::from(!self.aligned)];
+        metrics::counter!(REKEY_FORWARDED, "order" => order).increment(1);
+    }
+}
+
+/// A re-keyed message was dropped: a copy forwarded again after a crash or a rebalance of
+/// the re-keying stage (its source offset was already windowed).
+pub struct RekeyReplayDropped {
+    pub source_partition: i32,
+    pub source_offset: i64,
+}
+
+impl RekeyReplayDropped {
+    pub fn emit(self, progress: &mut Progress) {
+        progress.rekey_replays_dropped += 1;
+        metrics::counter!(REKEY_REPLAYS).increment(1);
+        tracing::debug!(
+            source_partition = self.source_partition,
+            source_offset = self.source_offset,
+            "re-keyed copy dropped"
         );
     }
 }
@@ -433,6 +472,11 @@ mod tests {
             }
             .emit(&mut p);
         }
+        RekeyReplayDropped {
+            source_partition: 0,
+            source_offset: 7,
+        }
+        .emit(&mut p);
         let expected = Progress {
             consumed: 1,
             readings: 1,
@@ -440,6 +484,7 @@ mod tests {
             dead_letters_by_reason: [("json".to_string(), 1)].into(),
             machines_on_several_partitions: 1,
             long_values_repeated: 0,
+            rekey_replays_dropped: 1,
             sparkplug_non_numeric: 3,
             sparkplug_null: 3,
             late: 1,

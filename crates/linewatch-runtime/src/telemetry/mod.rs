@@ -39,6 +39,8 @@ pub const SPLIT_MACHINES: &str = "linewatch_machines_on_several_partitions_total
 pub const LONG_REPEATED: &str = "linewatch_long_values_repeated_total";
 pub const SPARKPLUG_MESSAGES: &str = "linewatch_sparkplug_messages_total";
 pub const SPARKPLUG_SKIPPED: &str = "linewatch_sparkplug_metrics_skipped_total";
+pub const REKEY_FORWARDED: &str = "linewatch_rekey_forwarded_total";
+pub const REKEY_REPLAYS: &str = "linewatch_rekey_replays_dropped_total";
 
 /// How long without a tick of the loop `/healthz` and `/readyz` call a stall.
 const STALL: Duration = Duration::from_secs(30);
@@ -82,6 +84,15 @@ fn register() {
         SPARKPLUG_SKIPPED,
         "Sparkplug B metrics skipped: non_numeric (boolean, string, ...) or null"
     );
+    describe_counter!(
+        REKEY_FORWARDED,
+        "Readings messages forwarded to the re-keyed topic (kafka.rekey), by order: \
+         event_time, or merge_full (sent before a slow partition caught up)"
+    );
+    describe_counter!(
+        REKEY_REPLAYS,
+        "Re-keyed messages dropped as copies forwarded again after a crash or rebalance"
+    );
     describe_gauge!(
         CONSUMER_LAG,
         "Messages behind the high watermarks (NaN when unknown)"
@@ -120,8 +131,12 @@ fn register() {
         INSPECTIONS,
         SPLIT_MACHINES,
         LONG_REPEATED,
+        REKEY_REPLAYS,
     ] {
         metrics::counter!(c).absolute(0);
+    }
+    for order in events::RekeyForwarded::ORDERS {
+        metrics::counter!(REKEY_FORWARDED, "order" => order).absolute(0);
     }
     for kind in linewatch_window::MessageType::ALL {
         metrics::counter!(SPARKPLUG_MESSAGES, "type" => kind.as_str()).absolute(0);

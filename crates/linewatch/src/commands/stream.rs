@@ -87,6 +87,7 @@ pub(crate) async fn run(a: RunArgs) -> anyhow::Result<()> {
         dead_letters_by_reason = ?progress.dead_letters_by_reason,
         machines_on_several_partitions = progress.machines_on_several_partitions,
         long_values_repeated = progress.long_values_repeated,
+        rekey_replays_dropped = progress.rekey_replays_dropped,
         sparkplug_non_numeric = progress.sparkplug_non_numeric,
         sparkplug_null = progress.sparkplug_null,
         "stopped cleanly"
