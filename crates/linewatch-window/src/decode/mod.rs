@@ -1,6 +1,8 @@
 //! Decoding of the reading and inspection message contracts.
 //!
-//! The decoder never builds a `serde_json::Value`: a hand-written visitor walks
+//! The decoder never builds a `serde_json::Value`. A plain reading (each field once,
+//! strings without escapes, finite numbers) is read by a byte scanner (`fast.rs`); any other
+//! message by the serde walk, which reads or refuses it: a hand-written visitor walks
 //! the top-level object once, borrows strings from the input where they hold no
 //! escapes, parses `ts` in place (RFC 3339 fast path, chrono fallback) and
 //! collects `values` straight into a `Vec`. The first problem found stops the
@@ -14,6 +16,7 @@
 //!   [`MAX_ABS_VALUE`] (finite window statistics) and [`MAX_LINE_PATH_BYTES`] (the
 //!   `line=` folder name);
 //! * `error.rs`: [`DecodeError`] and its dead-letter reasons;
+//! * `fast.rs`: the byte scanner of plain readings (the hot path), falling back to
 //! * `parse.rs`: the JSON walk;
 //! * `mapped.rs`: other shapes of readings: a field mapping by JSON Pointers, the machine from
 //!   the message key, declared timestamp formats, one value per message ([`MappedDecoder`]);
@@ -24,6 +27,7 @@
 mod avro;
 mod convert;
 mod error;
+mod fast;
 mod limits;
 mod mapped;
 mod parse;

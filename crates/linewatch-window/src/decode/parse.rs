@@ -1,5 +1,6 @@
 //! The single-pass JSON walk: a hand-written serde visitor over the top-level
-//! object that fills [`Fields`] and stops at the first problem.
+//! object that fills [`Fields`] and stops at the first problem. A reading of the plain shape
+//! is read first by the byte scanner of `fast.rs`; whatever it does not accept comes here.
 
 use std::borrow::Cow;
 use std::fmt;
@@ -31,6 +32,20 @@ pub(super) fn parse<'a>(
     kind: Kind,
 ) -> Result<Fields<'a>, DecodeError> {
     let text = checked_text(bytes, limits)?;
+    if kind == Kind::Reading
+        && let Some(fields) = super::fast::scan_reading(text, limits)
+    {
+        return Ok(fields);
+    }
+    serde_walk(text, limits, kind)
+}
+
+/// The serde walk of a message's text: reads any message, or refuses it with the reason.
+pub(super) fn serde_walk<'a>(
+    text: &'a str,
+    limits: &DecodeLimits,
+    kind: Kind,
+) -> Result<Fields<'a>, DecodeError> {
     let mut slot = None;
     let mut de = serde_json::Deserializer::from_str(text);
     let result = de

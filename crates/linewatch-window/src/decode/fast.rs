@@ -1,0 +1,299 @@
+//! The fast path of the reading contract: a byte scanner for the plain shape nearly every
+//! message has (`{"line":"..","machine":"..","ts":..,"values":{"ch":number,..}}` in any
+//! order, JSON whitespace anywhere, strings without escapes), one pass, no serde.
+//!
+//! It accepts a message only when it has checked all of it: the JSON grammar of every token
+//! it reads (RFC 8259: string characters, number syntax), each field once, each channel once,
+//! every value a finite number within [`MAX_ABS_VALUE`], at most `max_channels` of them, and
+//! nothing but whitespace after the object. Anything else (an escape, an unknown or repeated
+//! key, a null, nested values, a number out of range, bad syntax) returns `None`, and the
+//! caller decodes the message with the serde walk of `parse.rs`, which reads or refuses it
+//! with the reason. So the fast path never decides an error, and what it accepts it reads as
+//! the serde walk does: numbers are parsed by the standard library's correctly rounded
+//! `f64::from_str` (as `serde_json`'s `float_roundtrip` parses them; an integer converts to
+//! the same nearest `f64`). A differential test holds the two paths to the same result.
+//!
+//! Why: the serde walk spends most of its time in generic machinery (visitors, `Scalar`
+//! values, per-token dispatch); this scanner is what bounds decode + window + batch
+//! (README, Benchmarks).
+
+use std::borrow::Cow;
+
+use super::DecodeLimits;
+use super::MAX_ABS_VALUE;
+use super::parse::Fields;
+use crate::timestamp::parse_rfc3339_ms;
+
+/// Scans `text` (already checked for size and UTF-8) as a plain reading; `None` sends it to
+/// the serde walk.
+pub(super) fn scan_reading<'a>(text: &'a str, limits: &DecodeLimits) -> Option<Fields<'a>> {
+    let mut s = Scanner {
+        b: text.as_bytes(),
+        text,
+        i: 0,
+    };
+    s.ws();
+    s.eat(b'{')?;
+    let mut f = Fields::default();
+    s.ws();
+    if s.peek()? == b'}' {
+        return None;
+    }
+    loop {
+        s.ws();
+        let key = s.string()?;
+        s.ws();
+        s.eat(b':')?;
+        s.ws();
+        match key {
+            "line" if f.line.is_none() => f.line = Some(Cow::Borrowed(s.string()?)),
+            "machine" if f.machine.is_none() => f.machine = Some(Cow::Borrowed(s.string()?)),
+            "ts" if f.ts.is_none() => {
+                f.ts = Some(if s.peek()? == b'"' {
+                    parse_rfc3339_ms(s.string()?).ok()?
+                } else {
+                    s.integer()?
+                });
+            }
+            "values" if f.values.is_none() => f.values = Some(s.values(limits)?),
+            _ => return None,
+        }
+        s.ws();
+        match s.next()? {
+            b',' => continue,
+            b'}' => break,
+            _ => return None,
+        }
+    }
+    s.ws();
+    (s.i == s.b.len()).then_some(f)
+}
+
+struct Scanner<'a> {
+    b: &'a [u8],
+    text: &'a str,
+    i: usize,
+}
+
+/// A JSON number as scanned: its text, and its decimal digits as `mantissa * 10^exp10`
+/// when they fit in a u64 (`None`: more than 19 significant digits).
+struct Number<'a> {
+    text: &'a str,
+    negative: bool,
+    integer: bool,
+    mantissa: Option<u64>,
+    exp10: i64,
+}
+
+// The loops below work on a local index and store it back once: an index kept in `self`
+// across a byte loop is reloaded from memory at every byte (the scanner is twice as slow).
+impl<'a> Scanner<'a> {
+    #[inline]
+    fn peek(&self) -> Option<u8> {
+        self.b.get(self.i).copied()
+    }
+
+    #[inline]
+    fn next(&mut self) -> Option<u8> {
+        let c = self.peek()?;
+        self.i += 1;
+        Some(c)
+    }
+
+    #[inline]
+    fn eat(&mut self, c: u8) -> Option<()> {
+        (self.next()? == c).then_some(())
+    }
+
+    /// JSON whitespace: space, tab, line feed, carriage return.
+    #[inline]
+    fn ws(&mut self) {
+        // Most tokens follow each other directly.
+        if self.peek().is_none_or(|c| c > b' ') {
+            return;
+        }
+        let skipped = self.b[self.i.min(self.b.len())..]
+            .iter()
+            .position(|c| !matches!(c, b' ' | b'\t' | b'\n' | b'\r'))
+            .unwrap_or(self.b.len() - self.i.min(self.b.len()));
+        self.i += skipped;
+    }
+
+    /// A string without escapes or control characters, borrowed.
+    fn string(&mut self) -> Option<&'a str> {
+        self.eat(b'"')?;
+        let start = self.i;
+        let len = self
+            .b
+            .get(start..)?
+            .iter()
+            .position(|&c| c == b'"' || c == b'\\' || c < 0x20)?;
+        if self.b[start + len] != b'"' {
+            return None;
+        }
+        self.i = start + len + 1;
+        // The bounds are ASCII quotes in valid UTF-8, so both are char boundaries.
+        self.text.get(start..start + len)
+    }
+
+    /// A JSON number (`-?(0|[1-9][0-9]*)(.[0-9]+)?([eE][+-]?[0-9]+)?`), its digits gathered
+    /// on the way.
+    fn number(&mut self) -> Option<Number<'a>> {
+        let b = self.b;
+        let start = self.i;
+        let mut i = start;
+        let negative = b.get(i) == Some(&b'-');
+        if negative {
+            i += 1;
+        }
+        let mut mantissa: u64 = 0;
+        let mut digits = 0u32;
+        let mut exp10: i64 = 0;
+        // Integer part: `0`, or a non-zero digit and more.
+        match b.get(i)? {
+            b'0' => i += 1,
+            b'1'..=b'9' => {
+                while let Some(&c @ b'0'..=b'9') = b.get(i) {
+                    push_digit(&mut mantissa, &mut digits, &mut exp10, c, false);
+                    i += 1;
+                }
+            }
+            _ => return None,
+        }
+        let mut integer = true;
+        if b.get(i) == Some(&b'.') {
+            i += 1;
+            integer = false;
+            let first = i;
+            while let Some(&c @ b'0'..=b'9') = b.get(i) {
+                push_digit(&mut mantissa, &mut digits, &mut exp10, c, true);
+                i += 1;
+            }
+            if i == first {
+                return None;
+            }
+        }
+        if let Some(b'e' | b'E') = b.get(i) {
+            i += 1;
+            integer = false;
+            let minus = match b.get(i) {
+                Some(b'-') => {
+                    i += 1;
+                    true
+                }
+                Some(b'+') => {
+                    i += 1;
+                    false
+                }
+                _ => false,
+            };
+            let first = i;
+            let mut e: i64 = 0;
+            while let Some(&c @ b'0'..=b'9') = b.get(i) {
+                // Saturates far beyond any f64 exponent; such a number takes the full parse.
+                e = (e * 10 + i64::from(c - b'0')).min(1 << 20);
+                i += 1;
+            }
+            if i == first {
+                return None;
+            }
+            exp10 += if minus { -e } else { e };
+        }
+        self.i = i;
+        Some(Number {
+            text: self.text.get(start..i)?,
+            negative,
+            integer,
+            mantissa: (digits <= 19).then_some(mantissa),
+            exp10,
+        })
+    }
+
+    /// An integer that fits in i64 (epoch milliseconds). Not `-0`, which `serde_json`
+    /// reads as the float -0.0 (and the walk refuses as a timestamp).
+    fn integer(&mut self) -> Option<i64> {
+        let n = self.number()?;
+        if !n.integer || (n.negative && n.mantissa == Some(0)) {
+            return None;
+        }
+        n.text.parse().ok()
+    }
+
+    /// A channel value, correctly rounded to f64 as the serde walk reads it (`serde_json`
+    /// with `float_roundtrip`; an integer there converts to the nearest f64, `-0` to -0.0):
+    /// by one exact operation when the digits fit in 2^53 and the power of ten is at most
+    /// 10^22 (both factors then exact f64s, so the one rounding is the correct one: Clinger's
+    /// fast path, "How to read floating point numbers accurately", PLDI 1990), else by the
+    /// standard library's correctly rounded parse.
+    fn value(&mut self) -> Option<f64> {
+        let n = self.number()?;
+        match n.mantissa {
+            Some(m) if m <= 1 << 53 && (-22..=22).contains(&n.exp10) => {
+                let x = if n.exp10 >= 0 {
+                    m as f64 * POW10[n.exp10 as usize]
+                } else {
+                    m as f64 / POW10[(-n.exp10) as usize]
+                };
+                Some(if n.negative { -x } else { x })
+            }
+            _ => n.text.parse().ok(),
+        }
+    }
+
+    /// The `values` object: channel -> finite number within [`MAX_ABS_VALUE`], each channel
+    /// once, at most `max_channels`, at least one.
+    fn values(&mut self, limits: &DecodeLimits) -> Option<Vec<(Cow<'a, str>, f64)>> {
+        self.eat(b'{')?;
+        let mut out: Vec<(Cow<'a, str>, f64)> = Vec::with_capacity(8);
+        self.ws();
+        if self.peek()? == b'}' {
+            return None;
+        }
+        loop {
+            self.ws();
+            let channel = self.string()?;
+            self.ws();
+            self.eat(b':')?;
+            self.ws();
+            let x = self.value()?;
+            if !x.is_finite()
+                || x.abs() > MAX_ABS_VALUE
+                || out.len() >= limits.max_channels
+                || out.iter().any(|(c, _)| c.as_ref() == channel)
+            {
+                return None;
+            }
+            out.push((Cow::Borrowed(channel), x));
+            self.ws();
+            match self.next()? {
+                b',' => continue,
+                b'}' => return Some(out),
+                _ => return None,
+            }
+        }
+    }
+}
+
+/// Adds a decimal digit to `mantissa` (leading zeros count for nothing; a fraction digit
+/// lowers the power of ten). Past 19 significant digits the mantissa is no longer exact
+/// (`digits` says so and the number takes the full parse).
+fn push_digit(mantissa: &mut u64, digits: &mut u32, exp10: &mut i64, c: u8, fraction: bool) {
+    if *digits > 0 || c != b'0' {
+        *digits += 1;
+        if *digits <= 19 {
+            *mantissa = *mantissa * 10 + u64::from(c - b'0');
+        }
+    }
+    if fraction {
+        *exp10 -= 1;
+    }
+}
+
+/// Powers of ten exactly representable as f64.
+const POW10: [f64; 23] = [
+    1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15, 1e16,
+    1e17, 1e18, 1e19, 1e20, 1e21, 1e22,
+];
+
+#[cfg(test)]
+mod tests;
