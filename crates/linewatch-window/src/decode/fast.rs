@@ -76,7 +76,7 @@ struct Scanner<'a> {
 }
 
 /// A JSON number as scanned: its text, and its decimal digits as `mantissa * 10^exp10`
-/// when they fit in a u64 (`None`: more than 19 significant digits).
+/// when they fit in a u64 (`None`: more than 19 digits).
 struct Number<'a> {
     text: &'a str,
     negative: bool,
@@ -123,17 +123,27 @@ impl<'a> Scanner<'a> {
     fn string(&mut self) -> Option<&'a str> {
         self.eat(b'"')?;
         let start = self.i;
-        let len = self
-            .b
-            .get(start..)?
+        let b = self.b;
+        // Eight bytes at a time up to the chunk that holds the end (or something to look at).
+        let mut i = start;
+        while let Some(chunk) = b.get(i..i + 8) {
+            let word = u64::from_le_bytes(chunk.try_into().ok()?);
+            if stops_string(word) {
+                break;
+            }
+            i += 8;
+        }
+        let len = b
+            .get(i..)?
             .iter()
             .position(|&c| c == b'"' || c == b'\\' || c < 0x20)?;
-        if self.b[start + len] != b'"' {
+        let end = i + len;
+        if b[end] != b'"' {
             return None;
         }
-        self.i = start + len + 1;
+        self.i = end + 1;
         // The bounds are ASCII quotes in valid UTF-8, so both are char boundaries.
-        self.text.get(start..start + len)
+        self.text.get(start..end)
     }
 
     /// A JSON number (`-?(0|[1-9][0-9]*)(.[0-9]+)?([eE][+-]?[0-9]+)?`), its digits gathered
@@ -146,33 +156,37 @@ impl<'a> Scanner<'a> {
         if negative {
             i += 1;
         }
+        // Wrapping: with at most 19 digits (the only case the mantissa is used) no overflow.
         let mut mantissa: u64 = 0;
-        let mut digits = 0u32;
-        let mut exp10: i64 = 0;
-        // Integer part: `0`, or a non-zero digit and more.
-        match b.get(i)? {
-            b'0' => i += 1,
-            b'1'..=b'9' => {
-                while let Some(&c @ b'0'..=b'9') = b.get(i) {
-                    push_digit(&mut mantissa, &mut digits, &mut exp10, c, false);
-                    i += 1;
+        let mut digits = |i: &mut usize| {
+            let first = *i;
+            while let Some(&c) = b.get(*i) {
+                let d = c.wrapping_sub(b'0');
+                if d > 9 {
+                    break;
                 }
+                mantissa = mantissa.wrapping_mul(10).wrapping_add(u64::from(d));
+                *i += 1;
             }
-            _ => return None,
+            *i - first
+        };
+        let int_start = i;
+        let int_digits = digits(&mut i);
+        // No digit, or a leading zero followed by more digits.
+        if int_digits == 0 || (int_digits > 1 && b[int_start] == b'0') {
+            return None;
         }
+        let mut frac_digits = 0;
         let mut integer = true;
         if b.get(i) == Some(&b'.') {
             i += 1;
             integer = false;
-            let first = i;
-            while let Some(&c @ b'0'..=b'9') = b.get(i) {
-                push_digit(&mut mantissa, &mut digits, &mut exp10, c, true);
-                i += 1;
-            }
-            if i == first {
+            frac_digits = digits(&mut i);
+            if frac_digits == 0 {
                 return None;
             }
         }
+        let mut exp10 = -(frac_digits as i64);
         if let Some(b'e' | b'E') = b.get(i) {
             i += 1;
             integer = false;
@@ -204,7 +218,9 @@ impl<'a> Scanner<'a> {
             text: self.text.get(start..i)?,
             negative,
             integer,
-            mantissa: (digits <= 19).then_some(mantissa),
+            // Leading zeros count here: a number of more than 19 digits in all takes the
+            // full parse, even when fewer are significant.
+            mantissa: (int_digits + frac_digits <= 19).then_some(mantissa),
             exp10,
         })
     }
@@ -274,19 +290,17 @@ impl<'a> Scanner<'a> {
     }
 }
 
-/// Adds a decimal digit to `mantissa` (leading zeros count for nothing; a fraction digit
-/// lowers the power of ten). Past 19 significant digits the mantissa is no longer exact
-/// (`digits` says so and the number takes the full parse).
-fn push_digit(mantissa: &mut u64, digits: &mut u32, exp10: &mut i64, c: u8, fraction: bool) {
-    if *digits > 0 || c != b'0' {
-        *digits += 1;
-        if *digits <= 19 {
-            *mantissa = *mantissa * 10 + u64::from(c - b'0');
-        }
-    }
-    if fraction {
-        *exp10 -= 1;
-    }
+/// Whether any of the eight bytes of `word` is a quote, a backslash or below 0x20 (a byte
+/// after such a one may be reported too: the caller then looks byte by byte). The classic
+/// SWAR tests ("Bit Twiddling Hacks": a zero byte in `word ^ c`, a byte less than n).
+fn stops_string(word: u64) -> bool {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    let zero_byte = |v: u64| v.wrapping_sub(ONES) & !v & HIGH;
+    let quote = zero_byte(word ^ (ONES * u64::from(b'"')));
+    let backslash = zero_byte(word ^ (ONES * u64::from(b'\\')));
+    let control = word.wrapping_sub(ONES * 0x20) & !word & HIGH;
+    quote | backslash | control != 0
 }
 
 /// Powers of ten exactly representable as f64.
