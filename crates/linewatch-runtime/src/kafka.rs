@@ -323,6 +323,42 @@ pub async fn await_ack(
     }
 }
 
+/// A consumer's lag: the messages between its position and the high watermarks, over its
+/// assigned partitions, and whether the broker answered. The lag is `None` when unknown (no
+/// partition assigned, no position yet, a broker that did not answer within 2 s), never 0.
+/// Blocks up to 2 s per partition while the broker does not answer.
+pub fn consumer_lag<C: ConsumerContext>(
+    consumer: &rdkafka::consumer::StreamConsumer<C>,
+) -> (Option<i64>, bool) {
+    use rdkafka::Offset;
+    use rdkafka::consumer::Consumer;
+    const WAIT: Duration = Duration::from_secs(2);
+    match consumer.position() {
+        Ok(position) if position.count() > 0 => {
+            let mut total = Some(0i64);
+            let mut answered = true;
+            for e in position.elements() {
+                let Offset::Offset(pos) = e.offset() else {
+                    total = None;
+                    continue;
+                };
+                match consumer.fetch_watermarks(e.topic(), e.partition(), WAIT) {
+                    Ok((_, high)) => total = total.map(|t| t + (high - pos).max(0)),
+                    Err(_) => {
+                        answered = false;
+                        total = None;
+                        break;
+                    }
+                }
+            }
+            // Lists returned by the consumer go before it does (rd_kafka_destroy hang).
+            drop(position);
+            (total, answered)
+        }
+        _ => (None, consumer.fetch_metadata(None, WAIT).is_ok()),
+    }
+}
+
 /// How long [`recent_alert_keys`] goes on reading after the reported high watermarks, until
 /// no message arrives.
 pub const ALERT_READ_QUIET: Duration = Duration::from_secs(1);

@@ -2,11 +2,8 @@
 //! inspections into the labels buffer and the retraining buffer; what cannot be decoded goes
 //! to the dead-letter topic. Also the consumer-lag gauge.
 
-use std::time::Duration;
-
 use anyhow::Context as _;
-use rdkafka::Offset;
-use rdkafka::consumer::{Consumer, StreamConsumer};
+use rdkafka::consumer::StreamConsumer;
 use rdkafka::message::{BorrowedMessage, Message};
 
 use super::Pipeline;
@@ -291,45 +288,16 @@ impl Pipeline {
 pub(super) const MAX_PENDING_DEAD_LETTERS: usize = 10_000;
 pub(super) const MAX_PENDING_DEAD_LETTER_BYTES: usize = 32 << 20;
 
-/// Sets the consumer-lag gauge: the messages between the consumer's position and the high
-/// watermark, over its assigned partitions; NaN when unknown (no partition assigned, no
-/// position yet, a broker that did not answer within 2 s), never 0. Also the broker's state:
-/// reachable when it answered (watermarks, or metadata while nothing is assigned),
-/// unreachable after two ticks in a row without an answer (`failures` counts them; one slow
-/// answer on a busy machine is not an outage).
+/// Sets the consumer-lag gauge ([`kafka::consumer_lag`]: NaN when unknown, never 0) and the
+/// broker's state: reachable when it answered (watermarks, or metadata while nothing is
+/// assigned), unreachable after two ticks in a row without an answer (`failures` counts
+/// them; one slow answer on a busy machine is not an outage).
 pub(super) fn report_lag(
     consumer: &StreamConsumer<LwContext>,
     health: &Health,
     failures: &mut u32,
 ) {
-    const WAIT: Duration = Duration::from_secs(2);
-    let mut answered = true;
-    let lag = match consumer.position() {
-        Ok(position) if position.count() > 0 => {
-            let mut total = Some(0i64);
-            for e in position.elements() {
-                let Offset::Offset(pos) = e.offset() else {
-                    total = None;
-                    continue;
-                };
-                match consumer.fetch_watermarks(e.topic(), e.partition(), WAIT) {
-                    Ok((_, high)) => total = total.map(|t| t + (high - pos).max(0)),
-                    Err(_) => {
-                        answered = false;
-                        total = None;
-                        break;
-                    }
-                }
-            }
-            // Lists returned by the consumer go before it does (rd_kafka_destroy hang).
-            drop(position);
-            total
-        }
-        _ => {
-            answered = consumer.fetch_metadata(None, WAIT).is_ok();
-            None
-        }
-    };
+    let (lag, answered) = kafka::consumer_lag(consumer);
     if answered {
         *failures = 0;
         health.broker_reachable();

@@ -46,7 +46,7 @@ pub use route::{
 use crate::config::PipelineConfig;
 use crate::kafka::{self, LwContext, PartitionEvent};
 use crate::telemetry::Health;
-use crate::telemetry::events::RekeyForwarded;
+use crate::telemetry::events::{RekeyForwarded, RekeyLag};
 use linewatch_window::ReadingsDecoder;
 
 /// Forwarded messages that may wait for their acknowledgements at once, by count and by
@@ -202,10 +202,15 @@ impl Rekeyer {
             partitions = self.partitions, "re-keying readings by machine");
         let mut tick = tokio::time::interval(COMMIT_EVERY);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut lag_tick = tokio::time::interval(Duration::from_secs(5));
         loop {
             tokio::select! {
                 biased;
                 _ = stop.changed() => break,
+                _ = lag_tick.tick() => RekeyLag {
+                    messages: kafka::consumer_lag(&consumer).0,
+                }
+                .emit(),
                 _ = tick.tick() => {
                     self.on_rebalance(ctx.take_events());
                     self.release(&producer, &consumer).await?;

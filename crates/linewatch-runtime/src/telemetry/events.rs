@@ -10,7 +10,7 @@ use crate::alerter::AlertState;
 use super::{
     ALERTS, ANOMALY_RATIO, CLOSE_TO_ALERT, CONSUMED, CONSUMER_LAG, DEAD_LETTERED, DECODED,
     FILES_WRITTEN, INSPECTIONS, LATE, LONG_REPEATED, MODEL_VERSION, OPEN_WINDOWS, REKEY_FORWARDED,
-    REKEY_REPLAYS, RETRAINS, SCORING_LATENCY, SPARKPLUG_MESSAGES, SPARKPLUG_SKIPPED,
+    REKEY_LAG, REKEY_REPLAYS, RETRAINS, SCORING_LATENCY, SPARKPLUG_MESSAGES, SPARKPLUG_SKIPPED,
     SPLIT_MACHINES, WINDOWS,
 };
 
@@ -226,6 +226,19 @@ pub struct ConsumerLag {
 impl ConsumerLag {
     pub fn emit(self) {
         metrics::gauge!(CONSUMER_LAG).set(self.messages.map_or(f64::NAN, |m| m as f64));
+    }
+}
+
+/// The re-keying stage's lag on the readings topic (with `kafka.rekey` the windowers' lag,
+/// [`ConsumerLag`], covers only the re-keyed topic).
+pub struct RekeyLag {
+    /// `None` when unknown.
+    pub messages: Option<i64>,
+}
+
+impl RekeyLag {
+    pub fn emit(self) {
+        metrics::gauge!(REKEY_LAG).set(self.messages.map_or(f64::NAN, |m| m as f64));
     }
 }
 

@@ -41,6 +41,7 @@ pub const SPARKPLUG_MESSAGES: &str = "linewatch_sparkplug_messages_total";
 pub const SPARKPLUG_SKIPPED: &str = "linewatch_sparkplug_metrics_skipped_total";
 pub const REKEY_FORWARDED: &str = "linewatch_rekey_forwarded_total";
 pub const REKEY_REPLAYS: &str = "linewatch_rekey_replays_dropped_total";
+pub const REKEY_LAG: &str = "linewatch_rekey_lag_messages";
 
 /// How long without a tick of the loop `/healthz` and `/readyz` call a stall.
 const STALL: Duration = Duration::from_secs(30);
@@ -96,6 +97,10 @@ fn register() {
     describe_gauge!(
         CONSUMER_LAG,
         "Messages behind the high watermarks (NaN when unknown)"
+    );
+    describe_gauge!(
+        REKEY_LAG,
+        "Readings messages the re-keying stage has not read yet (kafka.rekey; NaN when unknown)"
     );
     describe_gauge!(OPEN_WINDOWS, "Windows open in the windowers");
     describe_gauge!(
