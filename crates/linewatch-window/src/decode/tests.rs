@@ -590,3 +590,18 @@ proptest::proptest! {
         let _ = decode_reading(&b, &lim());
     }
 }
+
+proptest::proptest! {
+    /// `common` skips counting a line of at most (MAX_LINE_PATH_BYTES - 2) / 3 bytes: the
+    /// encoding at most triples a byte, plus 2 for Hive's default-partition name.
+    #[test]
+    fn the_encoded_line_is_at_most_three_times_its_bytes_plus_two(line in "\\PC{0,40}|[\\x00-\\x7f\u{80}-\u{9f}]{0,40}") {
+        proptest::prop_assert!(line_path_len(&line) <= 3 * line.len() + 2, "{line:?}");
+    }
+}
+
+#[test]
+fn the_hive_default_partition_name_is_the_plus_two() {
+    let line = "__HIVE_DEFAULT_PARTITION__";
+    assert_eq!(line_path_len(line), line.len() + 2);
+}
