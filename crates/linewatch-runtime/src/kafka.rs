@@ -153,6 +153,12 @@ impl ClientContext for LwContext {
     /// outage makes one per reconnect attempt), the rest at debug.
     fn log(&self, level: rdkafka::config::RDKafkaLogLevel, fac: &str, log_message: &str) {
         use rdkafka::config::RDKafkaLogLevel as L;
+        if fac == "CONFWARN" {
+            // `kafka.properties` reach every client, so a producer property set there is
+            // noted by each consumer: a fact about the configuration, not a client error.
+            tracing::info!(target: "librdkafka", "configuration note: {log_message}");
+            return;
+        }
         match level {
             L::Emerg | L::Alert | L::Critical | L::Error | L::Warning => {
                 self.log_error(&format!("librdkafka {fac}: {log_message}"));
@@ -162,6 +168,12 @@ impl ClientContext for LwContext {
     }
 
     fn error(&self, error: KafkaError, reason: &str) {
+        if let KafkaError::Global(RDKafkaErrorCode::PartitionEOF) = error {
+            // The end of a partition reached (the re-keying stage asks to be told): not an
+            // error.
+            tracing::debug!(target: "librdkafka", "{reason}");
+            return;
+        }
         if let (Some(h), KafkaError::Global(RDKafkaErrorCode::AllBrokersDown)) =
             (&self.health, &error)
         {

@@ -6,10 +6,13 @@
 //! before the next. Forwarded in that order, a machine's readings would reach its windower
 //! minutes out of order and be dropped as late. The stage therefore forwards its partitions'
 //! messages as a k-way merge by event time, as Flink's watermark alignment does: a message
-//! goes out once every partition it reads has a message waiting with a later or equal time,
-//! has reached its end (partition EOF), or has been silent for a while (`idle_after`). Each
-//! partition's messages keep their order (a merge never reorders within an input), which the
-//! windowing side's replay filter relies on.
+//! goes out once every other partition it reads has a message waiting (with a later or equal
+//! time, since the earliest goes first), or has reached its end (partition EOF) and the
+//! message has waited `grace`, or has been silent for `idle_after`. The grace is for bursts:
+//! a producer that catches up writes minutes of event time to every partition within
+//! milliseconds, and a partition at its end a moment ago is about to deliver its share.
+//! Each partition's messages keep their order (a merge never reorders within an input), which
+//! the windowing side's replay filter relies on.
 //!
 //! Memory: the messages waiting, at most `capacity`; when full, the earliest
 //! waiting message goes out without waiting for the silent or slow partitions (counted by
@@ -21,7 +24,8 @@ use std::time::{Duration, Instant};
 /// One readings partition's waiting messages and state.
 #[derive(Debug)]
 struct Input<T> {
-    waiting: VecDeque<(Option<i64>, T)>,
+    /// Event time, arrival, message.
+    waiting: VecDeque<(Option<i64>, Instant, T)>,
     at_end: bool,
     last_heard: Instant,
 }
@@ -32,6 +36,7 @@ pub struct Aligner<T> {
     inputs: HashMap<i32, Input<T>>,
     waiting: usize,
     capacity: usize,
+    grace: Duration,
     idle_after: Duration,
 }
 
@@ -45,13 +50,14 @@ pub enum Release {
 }
 
 impl<T> Aligner<T> {
-    /// An aligner holding at most `capacity` (>= 1) messages, that stops waiting for a
-    /// partition silent for `idle_after`.
-    pub fn new(capacity: usize, idle_after: Duration) -> Self {
+    /// An aligner holding at most `capacity` (>= 1) messages, that waits `grace` for a
+    /// partition at its end and stops waiting for one silent for `idle_after`.
+    pub fn new(capacity: usize, grace: Duration, idle_after: Duration) -> Self {
         Self {
             inputs: HashMap::new(),
             waiting: 0,
             capacity: capacity.max(1),
+            grace,
             idle_after,
         }
     }
@@ -88,7 +94,7 @@ impl<T> Aligner<T> {
     pub fn push(&mut self, p: i32, ts_ms: Option<i64>, message: T, now: Instant) {
         self.assign(p, now);
         if let Some(input) = self.inputs.get_mut(&p) {
-            input.waiting.push_back((ts_ms, message));
+            input.waiting.push_back((ts_ms, now, message));
             input.at_end = false;
             input.last_heard = now;
             self.waiting += 1;
@@ -108,11 +114,12 @@ impl<T> Aligner<T> {
     pub fn pop(&mut self, now: Instant) -> Option<(i32, T, Release)> {
         // The earliest head: an untimed head first, then the smallest time (ties: lowest
         // partition, so the order is deterministic).
-        let (p, ts) = self
+        let (p, ts, arrived) = self
             .inputs
             .iter()
-            .filter_map(|(&p, i)| i.waiting.front().map(|(ts, _)| (p, *ts)))
-            .min_by_key(|&(p, ts)| (ts.is_some(), ts, p))?;
+            .filter_map(|(&p, i)| i.waiting.front().map(|(ts, at, _)| (p, *ts, *at)))
+            .min_by_key(|&(p, ts, _)| (ts.is_some(), ts, p))?;
+        let waited = now.saturating_duration_since(arrived);
         let release = if self.waiting >= self.capacity {
             Release::Full
         } else {
@@ -120,16 +127,18 @@ impl<T> Aligner<T> {
         };
         if release == Release::Aligned && ts.is_some() {
             let blocked = self.inputs.iter().any(|(&q, i)| {
-                q != p
-                    && i.waiting.is_empty()
-                    && !i.at_end
-                    && now.saturating_duration_since(i.last_heard) < self.idle_after
+                let waited_for = if i.at_end {
+                    waited < self.grace
+                } else {
+                    now.saturating_duration_since(i.last_heard) < self.idle_after
+                };
+                q != p && i.waiting.is_empty() && waited_for
             });
             if blocked {
                 return None;
             }
         }
-        let (_, message) = self.inputs.get_mut(&p)?.waiting.pop_front()?;
+        let (_, _, message) = self.inputs.get_mut(&p)?.waiting.pop_front()?;
         self.waiting -= 1;
         Some((p, message, release))
     }
@@ -139,6 +148,7 @@ impl<T> Aligner<T> {
 mod tests {
     use super::*;
 
+    const GRACE: Duration = Duration::from_millis(100);
     const IDLE: Duration = Duration::from_secs(1);
 
     fn drain(a: &mut Aligner<&'static str>, now: Instant) -> Vec<&'static str> {
@@ -148,7 +158,7 @@ mod tests {
     #[test]
     fn partitions_read_unevenly_come_out_in_event_time_order() {
         let t0 = Instant::now();
-        let mut a = Aligner::new(100, IDLE);
+        let mut a = Aligner::new(100, GRACE, IDLE);
         a.assign(0, t0);
         a.assign(1, t0);
         // A whole fetch of partition 0 first, as a consumer catching up reads it.
@@ -163,16 +173,43 @@ mod tests {
         a.push(1, Some(20), "1@20", t0);
         a.push(1, Some(40), "1@40", t0);
         assert_eq!(drain(&mut a, t0), ["0@10", "1@20", "0@30", "1@40"]);
-        // Partition 1 reaches its end: partition 0's rest may go.
+        // Partition 1 reaches its end: partition 0's rest may go once it waited the grace
+        // (in case partition 1 is about to deliver a burst).
         a.at_end(1, t0);
-        assert_eq!(drain(&mut a, t0), ["0@50"]);
+        assert_eq!(drain(&mut a, t0), Vec::<&str>::new());
+        assert_eq!(drain(&mut a, t0 + GRACE), ["0@50"]);
         assert!(a.is_empty());
+    }
+
+    #[test]
+    fn a_burst_after_a_quiet_spell_is_merged_across_partitions() {
+        let t0 = Instant::now();
+        let mut a = Aligner::new(100, GRACE, IDLE);
+        for p in 0..3 {
+            a.at_end(p, t0);
+        }
+        // Minutes later a producer catches up: partition 0's share is fetched first.
+        let t1 = t0 + IDLE * 60;
+        a.push(0, Some(100), "0@100", t1);
+        a.push(0, Some(400), "0@400", t1);
+        assert_eq!(
+            drain(&mut a, t1),
+            Vec::<&str>::new(),
+            "the others may deliver too"
+        );
+        a.push(1, Some(200), "1@200", t1 + GRACE / 4);
+        a.push(2, Some(300), "2@300", t1 + GRACE / 2);
+        a.at_end(1, t1 + GRACE / 2);
+        a.at_end(2, t1 + GRACE / 2);
+        // 2@300 has just arrived: it waits its grace for partition 1, at its end again.
+        assert_eq!(drain(&mut a, t1 + GRACE / 2), ["0@100", "1@200"]);
+        assert_eq!(drain(&mut a, t1 + GRACE + GRACE / 2), ["2@300", "0@400"]);
     }
 
     #[test]
     fn a_silent_partition_is_waited_for_only_so_long() {
         let t0 = Instant::now();
-        let mut a = Aligner::new(100, IDLE);
+        let mut a = Aligner::new(100, GRACE, IDLE);
         a.assign(0, t0);
         a.assign(1, t0);
         a.push(0, Some(10), "0@10", t0);
@@ -183,20 +220,20 @@ mod tests {
     #[test]
     fn each_partition_keeps_its_order_even_when_its_times_go_back() {
         let t0 = Instant::now();
-        let mut a = Aligner::new(100, IDLE);
+        let mut a = Aligner::new(100, GRACE, IDLE);
         a.push(0, Some(50), "0@50", t0);
         a.push(0, Some(20), "0@20 late", t0);
         a.push(1, Some(30), "1@30", t0);
         a.at_end(0, t0);
         a.at_end(1, t0);
         // 0@20 is behind 0@50 in its partition, so it cannot pass it.
-        assert_eq!(drain(&mut a, t0), ["1@30", "0@50", "0@20 late"]);
+        assert_eq!(drain(&mut a, t0 + GRACE), ["1@30", "0@50", "0@20 late"]);
     }
 
     #[test]
     fn untimed_messages_go_at_once_and_a_full_buffer_releases() {
         let t0 = Instant::now();
-        let mut a = Aligner::new(3, IDLE);
+        let mut a = Aligner::new(3, GRACE, IDLE);
         a.assign(1, t0);
         a.push(0, None, "0@?", t0);
         assert_eq!(a.pop(t0), Some((0, "0@?", Release::Aligned)));
@@ -215,7 +252,7 @@ mod tests {
     #[test]
     fn a_revoked_partition_is_no_longer_waited_for_and_its_messages_are_dropped() {
         let t0 = Instant::now();
-        let mut a = Aligner::new(100, IDLE);
+        let mut a = Aligner::new(100, GRACE, IDLE);
         a.push(0, Some(10), "0@10", t0);
         a.push(1, Some(5), "1@5", t0);
         a.assign(2, t0);

@@ -57,6 +57,9 @@ const MAX_PENDING_BYTES: usize = 32 << 20;
 const COMMIT_EVERY: Duration = Duration::from_millis(200);
 /// Messages the event-time merge may hold (about 24 MiB of 240-byte readings).
 const ALIGN_CAPACITY: usize = 100_000;
+/// How long a message waits for the partitions at their end, in case they deliver a burst
+/// (a producer catching up writes to every partition within milliseconds).
+const ALIGN_GRACE: Duration = Duration::from_millis(500);
 /// How long the merge waits for a partition that delivers nothing and is not at its end.
 const ALIGN_IDLE: Duration = Duration::from_secs(10);
 
@@ -169,7 +172,7 @@ impl Rekeyer {
             health,
             topic,
             partitions,
-            aligner: Aligner::new(ALIGN_CAPACITY, ALIGN_IDLE),
+            aligner: Aligner::new(ALIGN_CAPACITY, ALIGN_GRACE, ALIGN_IDLE),
             pending: Vec::new(),
             pending_bytes: 0,
             next: HashMap::new(),
