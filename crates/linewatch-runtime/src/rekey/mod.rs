@@ -88,8 +88,11 @@ pub fn source_of(m: &BorrowedMessage<'_>) -> Result<Option<SourceOffset>, String
 /// answer within 10 s.
 pub async fn ensure_topic(cfg: &PipelineConfig) -> anyhow::Result<i32> {
     const WAIT: Duration = Duration::from_secs(10);
+    // Asking for the metadata of a missing topic must not create it with the broker's default
+    // partition count (brokers with auto.create.topics.enable do, for clients that allow it).
     let admin: AdminClient<DefaultClientContext> =
         kafka::client_config(&cfg.kafka.brokers, &cfg.kafka.properties)
+            .set("allow.auto.create.topics", "false")
             .create()
             .context("creating the Kafka admin client")?;
     let topic = cfg.rekey_topic();
