@@ -9,13 +9,14 @@
 //! key, a null, nested values, a number out of range, bad syntax) returns `None`, and the
 //! caller decodes the message with the serde walk of `parse.rs`, which reads or refuses it
 //! with the reason. So the fast path never decides an error, and what it accepts it reads as
-//! the serde walk does: numbers are parsed by the standard library's correctly rounded
-//! `f64::from_str` (as `serde_json`'s `float_roundtrip` parses them; an integer converts to
-//! the same nearest `f64`). A differential test holds the two paths to the same result.
+//! the serde walk does: every number correctly rounded to the nearest `f64` (as `serde_json`
+//! with `float_roundtrip` reads it), by Clinger's exact fast path or else the standard
+//! library's parse. A differential property test (`fast/tests.rs`) holds the two paths to
+//! the same bits.
 //!
-//! Why: the serde walk spends most of its time in generic machinery (visitors, `Scalar`
-//! values, per-token dispatch); this scanner is what bounds decode + window + batch
-//! (README, Benchmarks).
+//! Why: the serde walk spent most of its time in generic machinery (visitors, `Scalar`
+//! values, per-token dispatch). With this scanner decode + window + batch went from 1.38 to
+//! about 1.85 M readings/s on one core (README, Benchmarks).
 
 use std::borrow::Cow;
 
