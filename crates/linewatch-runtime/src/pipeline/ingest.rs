@@ -26,7 +26,8 @@ impl Pipeline {
         MessageConsumed { topic: m.topic() }.emit(&mut self.progress);
         let payload = m.payload().unwrap_or_default();
         let (p, offset) = (m.partition(), m.offset());
-        if m.topic() == self.windowed_topic && self.first_copy(m)? {
+        let readings = m.topic() == self.windowed_topic;
+        if readings && self.first_copy(m)? {
             // The long JSON format is read borrowed from the message and gathered without
             // copying its ids; every other format decodes into owned values.
             let decoded = match self.decoder.decode_long(payload, m.key()) {
@@ -79,7 +80,7 @@ impl Pipeline {
                 }
             }
         }
-        if m.topic() == self.windowed_topic {
+        if readings {
             let st = self.partition(p)?;
             st.last_consumed = Some(offset);
             if st.pending.first_offset.is_none() {
