@@ -5,8 +5,10 @@
 //! It accepts a message only when it has checked all of it: the JSON grammar of every token
 //! it reads (RFC 8259: string characters, number syntax), each field once, each channel once,
 //! every value a finite number within [`MAX_ABS_VALUE`], at most `max_channels` of them, and
-//! nothing but whitespace after the object. Anything else (an escape, an unknown or repeated
-//! key, a null, nested values, a number out of range, bad syntax) returns `None`, and the
+//! nothing but whitespace after the object; other fields are skipped when their value is a
+//! scalar (a string without escapes, a number, `true`, `false`, `null`), as the serde walk
+//! ignores them. Anything else (an escape, a repeated field, a null value of a channel, an
+//! object or array, a number out of range, bad syntax) returns `None`, and the
 //! caller decodes the message with the serde walk of `parse.rs`, which reads or refuses it
 //! with the reason. So the fast path never decides an error, and what it accepts it reads as
 //! the serde walk does: every number correctly rounded to the nearest `f64` (as `serde_json`
@@ -47,17 +49,25 @@ pub(super) fn scan_reading<'a>(text: &'a str, limits: &DecodeLimits) -> Option<F
         s.eat(b':')?;
         s.ws();
         match key {
-            "line" if f.line.is_none() => f.line = Some(Cow::Borrowed(s.string()?)),
-            "machine" if f.machine.is_none() => f.machine = Some(Cow::Borrowed(s.string()?)),
-            "ts" if f.ts.is_none() => {
-                f.ts = Some(if s.peek()? == b'"' {
+            "line" => first(&mut f.line, Cow::Borrowed(s.string()?))?,
+            "machine" => first(&mut f.machine, Cow::Borrowed(s.string()?))?,
+            "ts" => {
+                let ts = if s.peek()? == b'"' {
                     parse_rfc3339_ms(s.string()?).ok()?
                 } else {
                     s.integer()?
-                });
+                };
+                first(&mut f.ts, ts)?;
             }
-            "values" if f.values.is_none() => f.values = Some(s.values(limits)?),
-            _ => return None,
+            "values" => {
+                if f.values.is_some() {
+                    return None;
+                }
+                f.values = Some(s.values(limits)?);
+            }
+            // Another field (a unit, a sequence number): ignored, as the serde walk does,
+            // once its syntax is checked; an object or an array goes to the walk.
+            _ => s.scalar()?,
         }
         s.ws();
         match s.next()? {
@@ -68,6 +78,12 @@ pub(super) fn scan_reading<'a>(text: &'a str, limits: &DecodeLimits) -> Option<F
     }
     s.ws();
     (s.i == s.b.len()).then_some(f)
+}
+
+/// Sets a field met for the first time; `None` when it was set already (a repeated field
+/// goes to the serde walk, which says so).
+fn first<T>(field: &mut Option<T>, value: T) -> Option<()> {
+    field.replace(value).is_none().then_some(())
 }
 
 struct Scanner<'a> {
@@ -224,6 +240,25 @@ impl<'a> Scanner<'a> {
             mantissa: (int_digits + frac_digits <= 19).then_some(mantissa),
             exp10,
         })
+    }
+
+    /// Skips a scalar value after checking its syntax: a string without escapes, a number,
+    /// `true`, `false` or `null`.
+    fn scalar(&mut self) -> Option<()> {
+        match self.peek()? {
+            b'"' => self.string().map(drop),
+            b'-' | b'0'..=b'9' => self.number().map(drop),
+            c => {
+                let word: &[u8] = match c {
+                    b't' => b"true",
+                    b'f' => b"false",
+                    b'n' => b"null",
+                    _ => return None,
+                };
+                let end = self.i + word.len();
+                (self.b.get(self.i..end)? == word).then(|| self.i = end)
+            }
+        }
     }
 
     /// An integer that fits in i64 (epoch milliseconds). Not `-0`, which `serde_json`

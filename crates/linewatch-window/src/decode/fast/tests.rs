@@ -113,19 +113,30 @@ fn plain_message() -> impl Strategy<Value = String> {
         format!("{{{}}}", body.join(","))
     });
     let id = prop_oneof![8 => "\"[a-z0-9_-]{1,8}\"", 1 => string()];
-    (id.clone(), id, ts(), values, ws(), any::<u8>()).prop_map(|(l, m, t, v, w, order)| {
-        let mut fields = [
-            format!("\"line\":{l}"),
-            format!("\"machine\":{m}"),
-            format!("\"ts\":{t}"),
-            format!("\"values\"{w}:{v}"),
-        ];
-        fields.rotate_left(usize::from(order % 4));
-        if order & 0x80 != 0 {
-            fields.swap(0, 1);
-        }
-        format!("{{{}}}", fields.join(&format!(",{w}")))
-    })
+    // Now and then another field with a scalar value (a unit, a sequence number).
+    let extra = prop_oneof![
+        3 => Just(None),
+        1 => prop_oneof![number(), string(), Just("true".to_string()), Just("null".to_string())]
+            .prop_map(Some),
+    ];
+    (id.clone(), id, ts(), values, ws(), any::<u8>(), extra).prop_map(
+        |(l, m, t, v, w, order, extra)| {
+            let mut fields = vec![
+                format!("\"line\":{l}"),
+                format!("\"machine\":{m}"),
+                format!("\"ts\":{t}"),
+                format!("\"values\"{w}:{v}"),
+            ];
+            fields.rotate_left(usize::from(order % 4));
+            if order & 0x80 != 0 {
+                fields.swap(0, 1);
+            }
+            if let Some(x) = extra {
+                fields.insert(usize::from(order % 5), format!("\"seq\":{x}"));
+            }
+            format!("{{{}}}", fields.join(&format!(",{w}")))
+        },
+    )
 }
 
 fn any_message() -> impl Strategy<Value = String> {
@@ -135,6 +146,10 @@ fn any_message() -> impl Strategy<Value = String> {
         4 => ts().prop_map(|s| format!("\"ts\":{s}")),
         6 => values().prop_map(|s| format!("\"values\":{s}")),
         1 => Just("\"extra\":[1,{\"a\":2}]".to_string()),
+        1 => number().prop_map(|n| format!("\"seq\":{n}")),
+        1 => string().prop_map(|s| format!("\"unit\":{s}")),
+        1 => prop_oneof![Just("true"), Just("false"), Just("nul"), Just("truex")]
+            .prop_map(|w| format!("\"ok\":{w}")),
         1 => Just("\"defect\":true".to_string()),
         1 => Just("\"li\\u006ee\":\"x\"".to_string()),
     ];
@@ -178,6 +193,7 @@ fn plain_messages_take_the_fast_path() {
         r#"{"line":"press-5","machine":"m-345","ts":"2026-11-28T12:00:12.345Z","values":{"temp_c":10.3479,"vib_rms":22.6995}}"#,
         " {\n \"values\" : { \"a\" : -0 , \"b\" : 1E+2 } , \"ts\" : 1795867212345 , \"machine\" : \"m\" , \"line\" : \"l\" }\n",
         r#"{"line":"l","machine":"m","ts":1,"values":{"a":12345678901234567890123,"b":4.9e-324,"c":0.1e-30}}"#,
+        r#"{"seq":1e999,"line":"l","unit":"degC","machine":"m","ok":true,"ts":1,"values":{"a":1},"z":null}"#,
     ] {
         assert!(check(text).unwrap(), "{text}");
     }
@@ -196,7 +212,9 @@ fn what_needs_a_reason_goes_to_the_walk() {
         r#"{"line":"l","line":"m","ts":1,"values":{"a":1}}"#,
         r#"{"line":"l\u0041","machine":"m","ts":1,"values":{"a":1}}"#,
         r#"{"line":"l","machine":"m","ts":1,"values":{"a":1}} x"#,
-        r#"{"line":"l","machine":"m","ts":1,"values":{"a":1},"other":2}"#,
+        r#"{"line":"l","machine":"m","ts":1,"values":{"a":1},"other":{"b":2}}"#,
+        r#"{"line":"l","machine":"m","ts":1,"values":{"a":1},"other":[2]}"#,
+        r#"{"line":"l","machine":"m","ts":1,"values":{"a":1},"line":"l"}"#,
     ] {
         assert!(scan_reading(text, &limits).is_none(), "{text}");
     }
