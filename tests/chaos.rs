@@ -41,10 +41,7 @@ impl Stage {
         let t = topics(prefix).await;
         let dir = common::workdir();
         let (toml, out, name) = write_pipeline(dir.path(), prefix, &t);
-        let mut sim = Simulator::new(sim_config()).unwrap();
-        let mut expected = BTreeMap::new();
-        let warm = sim.next_events(sim.warmup_end_ms());
-        let (r, _) = messages(&warm, &mut expected);
+        let (sim, expected, r, _) = warmed_up();
         common::produce(&common::producer_unbatched(), &t.readings, &r).await;
         let log = dir.path().join("run-0.log");
         let child = spawn(&toml, &log);
@@ -180,11 +177,7 @@ async fn dead_letter_rate_through_the_test_broker() {
     };
     let seconds = (last - first.unwrap_or(last)).as_secs_f64();
     terminate(child, &log);
-    let text = std::fs::read_to_string(&log).unwrap();
-    let summary = text
-        .lines()
-        .find(|l| l.contains("stopped cleanly"))
-        .unwrap();
+    let summary = stop_summary(&log);
     assert!(summary.contains(&format!("dead_lettered={N}")), "{summary}");
     let dlq = common::read_all(&t.dlq, 1);
     let figures = serde_json::json!({
@@ -210,7 +203,7 @@ async fn unkeyed_readings_rekeyed_through_kills_lose_and_repeat_nothing() {
     let (toml, out, _) = rekey_pipeline(dir.path(), "chaosrekey", &t);
     let mut sim = Simulator::new(sim_config()).unwrap();
     let mut expected = BTreeMap::new();
-    let start = sim.warmup_end_ms() - sim.config().warmup_ms;
+    let start = sim_start_ms(&sim);
     let events = sim.next_events(start + 6 * 3_600_000);
     let (readings, _) = messages(&events, &mut expected);
     produce_spread(&common::producer_unbatched(), &t.readings, &readings).await;
@@ -249,16 +242,12 @@ async fn unkeyed_readings_rekeyed_through_kills_lose_and_repeat_nothing() {
     assert!(c.is_clean() && repeated == 0 && split == 0, "{figures}");
 }
 
-/// A count from the `stopped cleanly` summary line of a run's log (0 without one).
+/// A count from the stop summary of a run's log.
 fn summary_count(log: &std::path::Path, key: &str) -> u64 {
-    let text = std::fs::read_to_string(log).unwrap_or_default();
-    text.lines()
-        .filter(|l| l.contains("stopped cleanly"))
-        .filter_map(|l| {
-            l.split_whitespace()
-                .find_map(|kv| kv.strip_prefix(&format!("{key}=")).map(str::to_owned))
-        })
-        .filter_map(|v| v.parse::<u64>().ok())
-        .next()
-        .unwrap_or(0)
+    let summary = stop_summary(log);
+    summary
+        .split_whitespace()
+        .find_map(|kv| kv.strip_prefix(&format!("{key}=")))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no {key} in {summary}"))
 }

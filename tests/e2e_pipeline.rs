@@ -21,10 +21,7 @@ async fn readings_become_parquet_rows_and_alerts_and_bad_messages_go_to_the_dlq(
     let (toml, out, name) = write_pipeline(dir.path(), "flow", &t);
     let log = dir.path().join("linewatch.log");
 
-    let mut sim = Simulator::new(sim_config()).unwrap();
-    let mut expected = BTreeMap::new();
-    let warm = sim.next_events(sim.warmup_end_ms());
-    let (r1, i1) = messages(&warm, &mut expected);
+    let (mut sim, mut expected, r1, i1) = warmed_up();
     let p = common::producer();
     common::produce(&p, &t.readings, &r1).await;
     common::produce(&p, &t.inspections, &i1).await;
@@ -108,10 +105,7 @@ async fn sigkill_mid_stream_then_restart_loses_no_window_and_repeats_no_alert() 
     let (toml, out, name) = write_pipeline(dir.path(), "crash", &t);
     let log = dir.path().join("linewatch.log");
 
-    let mut sim = Simulator::new(sim_config()).unwrap();
-    let mut expected = BTreeMap::new();
-    let warm = sim.next_events(sim.warmup_end_ms());
-    let (r1, _) = messages(&warm, &mut expected);
+    let (mut sim, mut expected, r1, _) = warmed_up();
     let p = common::producer_unbatched();
     common::produce(&p, &t.readings, &r1).await;
 
@@ -271,10 +265,7 @@ async fn readings_of_one_machine_on_several_partitions_are_reported() {
         warnings.iter().any(|l| l.contains("[0, 1, 2]")),
         "{warnings:?}"
     );
-    let summary = text
-        .lines()
-        .find(|l| l.contains("stopped cleanly"))
-        .unwrap();
+    let summary = stop_summary(&log);
     assert!(
         summary.contains("machines_on_several_partitions=1"),
         "{summary}"
@@ -325,11 +316,7 @@ async fn a_flood_of_bad_messages_is_dead_lettered_once_each_in_batches() {
         dlq.iter()
             .all(|m| m.headers.get("linewatch.error").map(String::as_str) == Some("not_json"))
     );
-    let summary = std::fs::read_to_string(&log).unwrap();
-    let summary = summary
-        .lines()
-        .find(|l| l.contains("stopped cleanly"))
-        .unwrap();
+    let summary = stop_summary(&log);
     assert!(summary.contains(&format!("dead_lettered={N}")), "{summary}");
     assert!(summary.contains("\"not_json\": 20000"), "{summary}");
 }

@@ -128,10 +128,7 @@ async fn sigkill_while_writing_to_s3_then_restart_loses_nothing_and_leaves_nothi
     let log = dir.path().join("linewatch.log");
     let local_log = dir.path().join("linewatch-local.log");
 
-    let mut sim = Simulator::new(sim_config()).unwrap();
-    let mut expected = BTreeMap::new();
-    let warm = sim.next_events(sim.warmup_end_ms());
-    let (r1, _) = messages(&warm, &mut expected);
+    let (mut sim, mut expected, r1, _) = warmed_up();
     let p = common::producer_unbatched();
     common::produce(&p, &t.readings, &r1).await;
     common::produce(&p, &twin.readings, &r1).await;
@@ -334,10 +331,7 @@ async fn an_object_store_outage_is_waited_out_and_loses_nothing() {
         ("AWS_ENDPOINT", via_proxy.as_str()),
     ];
 
-    let mut sim = Simulator::new(sim_config()).unwrap();
-    let mut expected = BTreeMap::new();
-    let warm = sim.next_events(sim.warmup_end_ms());
-    let (r1, _) = messages(&warm, &mut expected);
+    let (mut sim, mut expected, r1, _) = warmed_up();
     let p = common::producer_unbatched();
     common::produce(&p, &t.readings, &r1).await;
     let child = spawn_with(&common::brokers(), &toml, &log, &env);

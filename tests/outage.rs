@@ -18,7 +18,6 @@ use std::time::{Duration, Instant};
 
 use common::proxy::Proxy;
 use common::run::*;
-use linewatch_sim::Simulator;
 
 /// The test's own broker, killed when dropped.
 struct Tansu(Child);
@@ -72,10 +71,7 @@ async fn a_broker_outage_is_ridden_out_and_reported() {
     let (toml, out, name) = write_pipeline(dir.path(), "outage", &t);
     let log = dir.path().join("linewatch.log");
 
-    let mut sim = Simulator::new(sim_config()).unwrap();
-    let mut expected = BTreeMap::new();
-    let warm = sim.next_events(sim.warmup_end_ms());
-    let (r1, _) = messages(&warm, &mut expected);
+    let (mut sim, mut expected, r1, _) = warmed_up();
     // One message per batch: tansu serves fetches only from batch starts, and the consumer
     // resumes from its position after the outage.
     let p = common::producer_unbatched_on(&brokers);

@@ -24,7 +24,7 @@ async fn unkeyed_readings_are_rekeyed_by_machine_and_make_each_window_once_acros
     let mut expected = BTreeMap::new();
     let p = common::producer_unbatched();
     // From the start of the simulated run (its warm-up, then faults).
-    let mut until = sim.warmup_end_ms() - sim.config().warmup_ms;
+    let mut until = sim_start_ms(&sim);
     let mut last_events = Vec::new();
     let mut chunks = Vec::new();
     for _ in 0..4 {
@@ -66,11 +66,7 @@ async fn unkeyed_readings_are_rekeyed_by_machine_and_make_each_window_once_acros
     terminate(child, &last_log);
     // Each window once, with exactly its readings: no machine split over partitions.
     check_windows(&out, &expected);
-    let text = std::fs::read_to_string(&last_log).unwrap();
-    let summary = text
-        .lines()
-        .find(|l| l.contains("stopped cleanly"))
-        .unwrap();
+    let summary = stop_summary(&last_log);
     assert!(
         summary.contains("machines_on_several_partitions=0") && summary.contains("late=0"),
         "{summary}"
@@ -100,7 +96,7 @@ async fn copies_forwarded_again_by_the_rekeying_stage_are_dropped() {
     let (toml, out, _) = rekey_pipeline(dir.path(), "replay", &t);
     let mut sim = Simulator::new(sim_config()).unwrap();
     let mut expected = BTreeMap::new();
-    let start = sim.warmup_end_ms() - sim.config().warmup_ms;
+    let start = sim_start_ms(&sim);
     let events = sim.next_events(start + 600_000);
     let (readings, _) = messages(&events, &mut expected);
     // Source partition 1, offsets 0..n; forwarded in order, with 40 forwarded again after
@@ -135,10 +131,6 @@ async fn copies_forwarded_again_by_the_rekeying_stage_are_dropped() {
     wait_for_windows(&out, &log, expected.len());
     terminate(child, &log);
     check_windows(&out, &expected);
-    let text = std::fs::read_to_string(&log).unwrap();
-    let summary = text
-        .lines()
-        .find(|l| l.contains("stopped cleanly"))
-        .unwrap();
+    let summary = stop_summary(&log);
     assert!(summary.contains("rekey_replays_dropped=40"), "{summary}");
 }

@@ -144,6 +144,34 @@ pub async fn produce_spread(
     }
 }
 
+/// The windows a run makes: (machine, window start) -> its `temp_c` values.
+pub type Windows = BTreeMap<(String, i64), Vec<f64>>;
+
+/// The test simulator past its fault-free warm-up, the windows the warm-up makes, and the
+/// warm-up's readings and inspections as messages.
+pub fn warmed_up() -> (linewatch_sim::Simulator, Windows, Messages, Messages) {
+    let mut sim = linewatch_sim::Simulator::new(sim_config()).unwrap();
+    let mut expected = BTreeMap::new();
+    let warm = sim.next_events(sim.warmup_end_ms());
+    let (readings, inspections) = messages(&warm, &mut expected);
+    (sim, expected, readings, inspections)
+}
+
+/// The event time the simulator starts at (its warm-up's beginning), epoch ms.
+pub fn sim_start_ms(sim: &linewatch_sim::Simulator) -> i64 {
+    sim.warmup_end_ms() - sim.config().warmup_ms
+}
+
+/// The `stopped cleanly` summary line of a run's log.
+pub fn stop_summary(log: &Path) -> String {
+    std::fs::read_to_string(log)
+        .unwrap_or_default()
+        .lines()
+        .find(|l| l.contains("stopped cleanly"))
+        .unwrap_or_else(|| panic!("no stop summary in {}; log:\n{}", log.display(), tail(log)))
+        .to_owned()
+}
+
 pub fn sim_config() -> SimConfig {
     let mut cfg = SimConfig {
         machines: 6,
