@@ -141,20 +141,22 @@ impl<'a> Scanner<'a> {
         self.eat(b'"')?;
         let start = self.i;
         let b = self.b;
-        // Eight bytes at a time up to the chunk that holds the end (or something to look at).
+        // Eight bytes at a time: the lowest flagged byte of a word is the first byte that
+        // stops the string, exactly (see `string_stops`); byte by byte in the last seven.
         let mut i = start;
-        while let Some(chunk) = b.get(i..i + 8) {
-            let word = u64::from_le_bytes(chunk.try_into().ok()?);
-            if stops_string(word) {
-                break;
+        let end = loop {
+            let Some(chunk) = b.get(i..i + 8) else {
+                let tail = b.get(i..)?;
+                break i + tail
+                    .iter()
+                    .position(|&c| c == b'"' || c == b'\\' || c < 0x20)?;
+            };
+            let stops = string_stops(u64::from_le_bytes(chunk.try_into().ok()?));
+            if stops != 0 {
+                break i + (stops.trailing_zeros() / 8) as usize;
             }
             i += 8;
-        }
-        let len = b
-            .get(i..)?
-            .iter()
-            .position(|&c| c == b'"' || c == b'\\' || c < 0x20)?;
-        let end = i + len;
+        };
         if b[end] != b'"' {
             return None;
         }
@@ -326,18 +328,21 @@ impl<'a> Scanner<'a> {
     }
 }
 
-/// Whether any of the eight bytes of `word` is a quote, a backslash or below 0x20 (a byte
-/// after such a one may be reported too: the caller then looks byte by byte). The classic
-/// SWAR tests ("Bit Twiddling Hacks": a zero byte in `word ^ c`, a byte less than n).
-fn stops_string(word: u64) -> bool {
-    const ONES: u64 = 0x0101_0101_0101_0101;
-    const HIGH: u64 = 0x8080_8080_8080_8080;
+/// The bytes of `word` (little-endian: its first byte lowest) that stop a string: a
+/// quote, a backslash or a byte below 0x20, each flagged by its high bit. The classic SWAR
+/// tests ("Bit Twiddling Hacks": a zero byte in `word ^ c`, a byte less than n); a borrow
+/// only runs upward from a flagged byte, so bytes above the first flagged one may be
+/// flagged wrongly, but the lowest flag is exact.
+fn string_stops(word: u64) -> u64 {
     let zero_byte = |v: u64| v.wrapping_sub(ONES) & !v & HIGH;
     let quote = zero_byte(word ^ (ONES * u64::from(b'"')));
     let backslash = zero_byte(word ^ (ONES * u64::from(b'\\')));
     let control = word.wrapping_sub(ONES * 0x20) & !word & HIGH;
-    quote | backslash | control != 0
+    quote | backslash | control
 }
+
+const ONES: u64 = 0x0101_0101_0101_0101;
+const HIGH: u64 = 0x8080_8080_8080_8080;
 
 /// Powers of ten exactly representable as f64.
 const POW10: [f64; 23] = [

@@ -55,7 +55,7 @@ fn number() -> impl Strategy<Value = String> {
 /// String texts: plain, with escapes, with control characters, not strings.
 fn string() -> impl Strategy<Value = String> {
     prop_oneof![
-        6 => "\"[a-z0-9_-]{0,8}\"",
+        6 => "\"[a-z0-9_-]{0,20}\"",
         1 => Just("\"a\\\\\"b\"".to_string()),
         1 => Just("\"m\\u0031\"".to_string()),
         1 => Just("\"tab\there\"".to_string()),
@@ -232,4 +232,25 @@ fn the_generated_messages_reach_the_fast_path_often() {
     }
     // Otherwise the differential test above would compare little.
     assert!(accepted * 10 >= total, "{accepted} of {total}");
+}
+
+/// The first stop of a string in a word against a byte loop, for every byte value at every
+/// position after plain bytes.
+#[test]
+fn string_stops_find_the_first_stop_exactly() {
+    let stops = |c: u8| c == b'"' || c == b'\\' || c < 0x20;
+    for fill in [b"abcdefgh", b"\"\\\x00\x1f\xff\x80\x20\x7f"] {
+        for at in 0..8 {
+            for c in 0..=255u8 {
+                let mut w = *fill;
+                for (k, b) in w.iter_mut().enumerate().take(at) {
+                    *b = b"a\xc3\xa9~ Z\x7f!"[k];
+                }
+                w[at] = c;
+                let first = w.iter().position(|&b| stops(b)).map_or(8, |p| p as u32);
+                let got = super::string_stops(u64::from_le_bytes(w)).trailing_zeros() / 8;
+                assert_eq!(got, first, "{w:?}");
+            }
+        }
+    }
 }
