@@ -82,9 +82,27 @@ impl ChannelSet {
     #[inline]
     pub(super) fn index_hinted(&self, name: &str, hint: usize) -> Option<usize> {
         match self.names.get(hint) {
-            Some(n) if **n == *name => Some(hint),
+            Some(n) if same_short(n.as_bytes(), name.as_bytes()) => Some(hint),
             _ => self.index.get(name).copied(),
         }
+    }
+}
+
+/// `a == b`, comparing strings of 4 to 16 bytes by two overlapping words each instead of
+/// calling `memcmp` (channel names are that short; the call cost more than the compare).
+#[inline]
+fn same_short(a: &[u8], b: &[u8]) -> bool {
+    let n = a.len();
+    if n != b.len() {
+        return false;
+    }
+    fn word<const W: usize>(s: &[u8], at: usize) -> Option<[u8; W]> {
+        s.get(at..at + W)?.try_into().ok()
+    }
+    match n {
+        8..=16 => word::<8>(a, 0) == word::<8>(b, 0) && word::<8>(a, n - 8) == word::<8>(b, n - 8),
+        4..=7 => word::<4>(a, 0) == word::<4>(b, 0) && word::<4>(a, n - 4) == word::<4>(b, n - 4),
+        _ => a == b,
     }
 }
 
@@ -130,5 +148,27 @@ impl Equivalent<MachineKey> for KeyRef<'_> {
 impl From<&KeyRef<'_>> for MachineKey {
     fn from(k: &KeyRef<'_>) -> Self {
         MachineKey::new(k.line, k.machine)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::same_short;
+
+    /// Against `==` for every length up to 20 and a difference at every position, or none.
+    #[test]
+    fn same_short_is_equality() {
+        let base: Vec<u8> = (b'a'..=b'z').collect();
+        for n in 0..=20 {
+            let a = &base[..n];
+            assert!(same_short(a, a));
+            assert!(!same_short(a, &base[..n + 1]));
+            for at in 0..n {
+                let mut b = a.to_vec();
+                b[at] ^= 0x20;
+                assert_eq!(same_short(a, &b), a == &b[..], "length {n}, byte {at}");
+                assert!(!same_short(a, &b));
+            }
+        }
     }
 }
