@@ -199,6 +199,37 @@ fn plain_messages_take_the_fast_path() {
     }
 }
 
+/// A message of `names` as channels, each valued 1.
+fn with_channels(names: &[String]) -> String {
+    let values: Vec<String> = names.iter().map(|n| format!("\"{n}\":1")).collect();
+    format!(
+        r#"{{"line":"l","machine":"m","ts":1,"values":{{{}}}}}"#,
+        values.join(",")
+    )
+}
+
+/// Repeated channels are found whatever their length, position and shared prefixes, past
+/// the prefixes kept too, and names that share their first eight bytes are not repeats.
+#[test]
+fn repeated_channels_are_found_and_shared_prefixes_are_not_repeats() {
+    let limits = DecodeLimits::default();
+    let names: Vec<String> = (0..24).map(|i| format!("sensor_temp_{i}")).collect();
+    let read = |names: &[String]| {
+        scan_reading(&with_channels(names), &limits).map(|f| f.values.map_or(0, |v| v.len()))
+    };
+    assert_eq!(read(&names), Some(24));
+    for repeat in [0, 5, 15, 16, 23] {
+        for at in [repeat + 1, names.len()] {
+            let mut repeated = names.clone();
+            repeated.insert(at, names[repeat].clone());
+            assert_eq!(read(&repeated), None, "{repeated:?}");
+        }
+    }
+    let short: Vec<String> = ["a", "b", "ab", "ba", "a"].map(String::from).to_vec();
+    assert_eq!(read(&short), None);
+    assert_eq!(read(&short[..4]), Some(4));
+}
+
 #[test]
 fn what_needs_a_reason_goes_to_the_walk() {
     let limits = DecodeLimits::default();
