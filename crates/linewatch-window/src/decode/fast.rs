@@ -280,6 +280,57 @@ impl<'a> Scanner<'a> {
     /// fast path, "How to read floating point numbers accurately", PLDI 1990), else by the
     /// standard library's correctly rounded parse.
     fn value(&mut self) -> Option<f64> {
+        self.plain_decimal().or_else(|| self.number_value())
+    }
+
+    /// The usual value, `-?[0-9]+(.[0-9]+)?` with at most 19 digits whose mantissa is at
+    /// most 2^53 and no exponent, read in one pass with no [`Number`] built; `None` (the
+    /// index left where it was) for anything else, which [`Scanner::number_value`] then
+    /// reads or refuses.
+    #[inline]
+    fn plain_decimal(&mut self) -> Option<f64> {
+        let b = self.b;
+        let mut i = self.i;
+        let negative = b.get(i) == Some(&b'-');
+        i += usize::from(negative);
+        let mut mantissa: u64 = 0;
+        let mut digits = |i: &mut usize| {
+            let first = *i;
+            while let Some(&c) = b.get(*i) {
+                let d = c.wrapping_sub(b'0');
+                if d > 9 {
+                    break;
+                }
+                mantissa = mantissa.wrapping_mul(10).wrapping_add(u64::from(d));
+                *i += 1;
+            }
+            *i - first
+        };
+        let int_start = i;
+        let int_digits = digits(&mut i);
+        let frac_digits = if b.get(i) == Some(&b'.') {
+            i += 1;
+            digits(&mut i)
+        } else {
+            0
+        };
+        // A digit before the point, no leading zero, a digit after a point.
+        let plain = (int_digits == 1 || (int_digits > 1 && b[int_start] != b'0'))
+            && (frac_digits > 0 || b[i - 1] != b'.')
+            && int_digits + frac_digits <= 19
+            && !matches!(b.get(i), Some(b'e' | b'E'))
+            && mantissa <= 1 << 53;
+        if !plain {
+            return None;
+        }
+        self.i = i;
+        // At most 19 fraction digits: within the exact powers of ten.
+        let x = mantissa as f64 / POW10[frac_digits];
+        Some(if negative { -x } else { x })
+    }
+
+    /// [`Scanner::value`] of any number: Clinger's fast path, else the standard library.
+    fn number_value(&mut self) -> Option<f64> {
         let n = self.number()?;
         match n.mantissa {
             Some(m) if m <= 1 << 53 && (-22..=22).contains(&n.exp10) => {
