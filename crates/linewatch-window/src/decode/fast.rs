@@ -44,14 +44,14 @@ pub(super) fn scan_reading<'a>(text: &'a str, limits: &DecodeLimits) -> Option<F
     }
     loop {
         s.ws();
-        let key = s.string()?;
+        let key = s.key()?;
         s.ws();
         s.eat(b':')?;
         s.ws();
         match key {
-            "line" => first(&mut f.line, Cow::Borrowed(s.string()?))?,
-            "machine" => first(&mut f.machine, Cow::Borrowed(s.string()?))?,
-            "ts" => {
+            Key::Line => first(&mut f.line, Cow::Borrowed(s.string()?))?,
+            Key::Machine => first(&mut f.machine, Cow::Borrowed(s.string()?))?,
+            Key::Ts => {
                 let ts = if s.peek()? == b'"' {
                     parse_rfc3339_ms(s.string()?).ok()?
                 } else {
@@ -59,7 +59,7 @@ pub(super) fn scan_reading<'a>(text: &'a str, limits: &DecodeLimits) -> Option<F
                 };
                 first(&mut f.ts, ts)?;
             }
-            "values" => {
+            Key::Values => {
                 if f.values.is_some() {
                     return None;
                 }
@@ -67,7 +67,7 @@ pub(super) fn scan_reading<'a>(text: &'a str, limits: &DecodeLimits) -> Option<F
             }
             // Another field (a unit, a sequence number): ignored, as the serde walk does,
             // once its syntax is checked; an object or an array goes to the walk.
-            _ => s.scalar()?,
+            Key::Other => s.scalar()?,
         }
         s.ws();
         match s.next()? {
@@ -78,6 +78,39 @@ pub(super) fn scan_reading<'a>(text: &'a str, limits: &DecodeLimits) -> Option<F
     }
     s.ws();
     (s.i == s.b.len()).then_some(f)
+}
+
+/// The fields of the contract, and any other.
+#[derive(Clone, Copy)]
+enum Key {
+    Line,
+    Machine,
+    Ts,
+    Values,
+    Other,
+}
+
+/// The contract's keys with their closing quote, as little-endian words and the mask of
+/// their bytes, to compare with the eight bytes after a key's opening quote.
+const KEYS: [(Key, u64, u64); 4] = [
+    key_word(Key::Line, b"line\""),
+    key_word(Key::Machine, b"machine\""),
+    key_word(Key::Ts, b"ts\""),
+    key_word(Key::Values, b"values\""),
+];
+
+const fn key_word(key: Key, name: &[u8]) -> (Key, u64, u64) {
+    let mut word = 0;
+    let mut i = 0;
+    while i < name.len() {
+        word |= (name[i] as u64) << (8 * i);
+        i += 1;
+    }
+    let mask = match name.len() {
+        8 => u64::MAX,
+        n => (1 << (8 * n)) - 1,
+    };
+    (key, word, mask)
 }
 
 /// Sets a field met for the first time; `None` when it was set already (a repeated field
@@ -134,6 +167,32 @@ impl<'a> Scanner<'a> {
             .position(|c| !matches!(c, b' ' | b'\t' | b'\n' | b'\r'))
             .unwrap_or(self.b.len() - self.i.min(self.b.len()));
         self.i += skipped;
+    }
+
+    /// An object's key: one of the contract's, found by one masked compare of a word each
+    /// (a quote ends each, so no longer key matches) when eight bytes follow its opening
+    /// quote, else by its string; or any other string.
+    fn key(&mut self) -> Option<Key> {
+        if self.peek()? == b'"'
+            && let Some(word) = self.b.get(self.i + 1..self.i + 9)
+        {
+            let word = word.try_into().map_or(0, u64::from_le_bytes);
+            for (key, name, mask) in KEYS {
+                if word & mask == name {
+                    // The opening quote, the name and the closing quote.
+                    self.i += 1 + (mask.count_ones() / 8) as usize;
+                    return Some(key);
+                }
+            }
+        }
+        // Near the message's end, or another key.
+        Some(match self.string()? {
+            "line" => Key::Line,
+            "machine" => Key::Machine,
+            "ts" => Key::Ts,
+            "values" => Key::Values,
+            _ => Key::Other,
+        })
     }
 
     /// A string without escapes or control characters, borrowed.

@@ -194,6 +194,9 @@ fn plain_messages_take_the_fast_path() {
         " {\n \"values\" : { \"a\" : -0 , \"b\" : 1E+2 } , \"ts\" : 1795867212345 , \"machine\" : \"m\" , \"line\" : \"l\" }\n",
         r#"{"line":"l","machine":"m","ts":1,"values":{"a":12345678901234567890123,"b":4.9e-324,"c":0.1e-30}}"#,
         r#"{"seq":1e999,"line":"l","unit":"degC","machine":"m","ok":true,"ts":1,"values":{"a":1},"z":null}"#,
+        // Keys that start as the contract's do, and a key too near the end for a word.
+        r#"{"values":{"a":1},"linex":"x","machine":"m","tsx":2,"line":"l","valuesx":3,"ts":1}"#,
+        r#"{"line":"l","values":{"a":0},"machine":"m","ts":0}"#,
         // Past the plain decimal's reach (2^53 + 1, 19 digits above 2^53, 20 digits), and
         // within it.
         r#"{"line":"l","machine":"m","ts":1,"values":{"a":9007199254740993,"b":1234567890.123456789,"c":0.12345678901234567890,"d":-0.0,"e":0.5}}"#,
