@@ -391,6 +391,12 @@ impl<'a> Scanner<'a> {
     /// [`Scanner::value`] of any number: Clinger's fast path, else the standard library.
     fn number_value(&mut self) -> Option<f64> {
         let n = self.number()?;
+        Self::float_of(&n)
+    }
+
+    /// The correctly rounded f64 of a scanned number: Clinger's fast path, else the
+    /// standard library's parse (infinite beyond the range).
+    fn float_of(n: &Number<'_>) -> Option<f64> {
         match n.mantissa {
             Some(m) if m <= 1 << 53 && (-22..=22).contains(&n.exp10) => {
                 let x = if n.exp10 >= 0 {
@@ -459,6 +465,10 @@ const POW10: [f64; 23] = [
     1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15, 1e16,
     1e17, 1e18, 1e19, 1e20, 1e21, 1e22,
 ];
+
+mod flat;
+
+pub(super) use flat::scan_flat;
 
 #[cfg(test)]
 mod tests;

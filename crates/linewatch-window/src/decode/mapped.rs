@@ -16,6 +16,7 @@ use std::borrow::Cow;
 use serde_json::Value;
 
 use super::convert::{number, scalar_of, string, timestamp};
+use super::fast::scan_flat;
 use super::parse::Fields;
 use super::tree::parse_tree;
 use super::walk::{Found, PointerTree, Slot, Walked, kind, walk};
@@ -252,6 +253,9 @@ pub struct MappedDecoder {
     limits: DecodeLimits,
     /// The long format's pointers, walked in one pass (`None`: parse a tree).
     walk: Option<PointerTree>,
+    /// The walk's keys when every pointer is a top-level key: the byte scanner reads the
+    /// plain messages first.
+    flat: Option<Vec<(String, Slot)>>,
 }
 
 impl MappedDecoder {
@@ -262,11 +266,13 @@ impl MappedDecoder {
         let walk = (format == Format::JsonLong)
             .then(|| PointerTree::new(&map.pointers(true)))
             .flatten();
+        let flat = walk.as_ref().and_then(PointerTree::flat_keys);
         Self {
             format,
             map,
             limits,
             walk,
+            flat,
         }
     }
 
@@ -318,7 +324,12 @@ impl MappedDecoder {
         }
         if let Some(tree) = &self.walk {
             let text = super::parse::checked_text(bytes, &self.limits)?;
-            if let Walked::Found(mut found) = walk(text, tree)? {
+            let scanned = self.flat.as_deref().and_then(|keys| scan_flat(text, keys));
+            let walked = match scanned {
+                Some(found) => Walked::Found(found),
+                None => walk(text, tree)?,
+            };
+            if let Walked::Found(mut found) = walked {
                 let (line, machine, ts_ms) = self.header(&mut found, key)?;
                 return long_value(found, line, machine, ts_ms);
             }

@@ -66,6 +66,20 @@ impl PointerTree {
         root.fits_bitmask().then_some(root)
     }
 
+    /// The top-level keys and their slots when every pointer is one key deep (the byte
+    /// scanner's case, `fast/flat.rs`); `None` otherwise.
+    pub(super) fn flat_keys(&self) -> Option<Vec<(String, Slot)>> {
+        self.children
+            .iter()
+            .map(
+                |(key, child)| match (child.slot, child.children.is_empty()) {
+                    (Some(slot), true) => Some((key.clone(), slot)),
+                    _ => None,
+                },
+            )
+            .collect()
+    }
+
     /// Whether every node has at most 64 children (the walk marks them in a `u64`).
     fn fits_bitmask(&self) -> bool {
         self.children.len() <= 64 && self.children.iter().all(|(_, c)| c.fits_bitmask())
