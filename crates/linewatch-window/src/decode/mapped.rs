@@ -7,10 +7,11 @@
 //! ([`super::decode_reading_ref`]). The long format, with any mapping, goes through a
 //! single-pass walk along its pointers (`walk.rs`: strings borrowed, no tree, duplicate keys
 //! rejected anywhere); when every pointer is a top-level key, the byte scanner of
-//! `fast/flat.rs` reads the plain messages first. Any other mapping (and a long-format pointer into an array) parses the
-//! message into a JSON tree (rejecting duplicate keys anywhere) and looks the fields up. All
-//! paths apply the same checks (ids, line length, time range, finite values within
-//! [`MAX_ABS_VALUE`], channel count) and fail with the same [`DecodeError`] reasons.
+//! `fast/flat.rs` reads the plain messages first. Any other mapping (and a long-format
+//! pointer into an array) parses the message into a JSON tree (rejecting duplicate keys
+//! anywhere) and looks the fields up. All paths apply the same checks (ids, line length,
+//! time range, finite values within [`MAX_ABS_VALUE`], channel count) and fail with the
+//! same [`DecodeError`] reasons.
 
 use std::borrow::Cow;
 
