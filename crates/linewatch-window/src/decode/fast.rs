@@ -236,18 +236,7 @@ impl<'a> Scanner<'a> {
         }
         // Wrapping: with at most 19 digits (the only case the mantissa is used) no overflow.
         let mut mantissa: u64 = 0;
-        let mut digits = |i: &mut usize| {
-            let first = *i;
-            while let Some(&c) = b.get(*i) {
-                let d = c.wrapping_sub(b'0');
-                if d > 9 {
-                    break;
-                }
-                mantissa = mantissa.wrapping_mul(10).wrapping_add(u64::from(d));
-                *i += 1;
-            }
-            *i - first
-        };
+        let mut digits = |i: &mut usize| digit_run(b, i, &mut mantissa);
         let int_start = i;
         let int_digits = digits(&mut i);
         // No digit, or a leading zero followed by more digits.
@@ -353,18 +342,7 @@ impl<'a> Scanner<'a> {
         let negative = b.get(i) == Some(&b'-');
         i += usize::from(negative);
         let mut mantissa: u64 = 0;
-        let mut digits = |i: &mut usize| {
-            let first = *i;
-            while let Some(&c) = b.get(*i) {
-                let d = c.wrapping_sub(b'0');
-                if d > 9 {
-                    break;
-                }
-                mantissa = mantissa.wrapping_mul(10).wrapping_add(u64::from(d));
-                *i += 1;
-            }
-            *i - first
-        };
+        let mut digits = |i: &mut usize| digit_run(b, i, &mut mantissa);
         let int_start = i;
         let int_digits = digits(&mut i);
         let frac_digits = if b.get(i) == Some(&b'.') {
@@ -442,6 +420,23 @@ impl<'a> Scanner<'a> {
             }
         }
     }
+}
+
+/// Reads the ASCII digits of `b` from `*i` on into `mantissa` (times ten plus each digit,
+/// wrapping: the callers use it only for at most 19 digits, which do not wrap), moving `*i`
+/// past them; how many there were.
+#[inline]
+fn digit_run(b: &[u8], i: &mut usize, mantissa: &mut u64) -> usize {
+    let first = *i;
+    while let Some(&c) = b.get(*i) {
+        let d = c.wrapping_sub(b'0');
+        if d > 9 {
+            break;
+        }
+        *mantissa = mantissa.wrapping_mul(10).wrapping_add(u64::from(d));
+        *i += 1;
+    }
+    *i - first
 }
 
 /// The bytes of `word` (little-endian: its first byte lowest) that stop a string: a
