@@ -114,11 +114,26 @@ fn each_machine_of_a_dump_backtests_as_its_own_csv_file() {
 
     let long = d.join("dump.ndjson");
     dump(&[("m-a", &a), ("m-b", &b)], true, &long);
+    // Three of m-b's values given again (a producer's retry): dropped and counted.
+    let text = std::fs::read_to_string(&long).unwrap();
+    let again: Vec<&str> = text
+        .lines()
+        .filter(|l| l.contains(r#""machine":"m-b""#))
+        .take(3)
+        .collect();
+    std::fs::write(&long, format!("{text}{}\n", again.join("\n"))).unwrap();
     let mut cfg_long = cfg.clone();
     cfg_long.decode.format = linewatch_window::Format::JsonLong;
     let from_long = backtest::backtest(&cfg_long, &head_split(vec![long], d.join("o3"))).unwrap();
     assert_eq!(figures(&from_long), figures(&from_csv));
     assert_eq!(from_long.cells.values, from_csv.cells.values);
+    assert_eq!(from_long.cells.repeated, 3);
+    let per_file: Vec<u64> = from_long
+        .per_file
+        .iter()
+        .map(|f| f.cells.repeated)
+        .collect();
+    assert_eq!(per_file, [0, 3]);
 }
 
 #[test]
@@ -152,6 +167,19 @@ fn a_line_the_stream_would_dead_letter_is_an_error_naming_it() {
         .unwrap_err()
         .to_string();
     assert!(e.contains("line 1:") && e.contains("yes/no"), "{e}");
+    // A label given twice in one message: which one holds is not guessed.
+    let twice = d.join("twice.jsonl");
+    dump(&[("m-a", &a)], false, &twice);
+    let text = std::fs::read_to_string(&twice).unwrap().replacen(
+        "\"label\":0}",
+        "\"label\":0,\"label\":1}",
+        1,
+    );
+    std::fs::write(&twice, text).unwrap();
+    let e = backtest::backtest(&cfg, &head_split(vec![twice], d.join("o")))
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("line 1:") && e.contains("appears twice"), "{e}");
     // Sparkplug or Avro dumps are not JSON Lines.
     let mut spb = cfg.clone();
     spb.decode.format = linewatch_window::Format::SparkplugB;

@@ -123,6 +123,10 @@ pub struct CellCounts {
     pub missing: u64,
     /// Rejected cells by reason.
     pub rejected: Rejected,
+    /// JSON Lines in the long format: values of a channel already given at the same instant
+    /// of the same machine, dropped as the stream drops them (omitted when none).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub repeated: u64,
     /// Each column with a missing or rejected cell (omitted when none, and in pooled counts).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub columns: Vec<ColumnCells>,
@@ -136,9 +140,14 @@ impl CellCounts {
             out.values += p.values;
             out.missing += p.missing;
             out.rejected.add(&p.rejected);
+            out.repeated += p.repeated;
         }
         out
     }
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 /// Counts the cells of each sensor column while a file is read.

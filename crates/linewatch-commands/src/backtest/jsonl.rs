@@ -3,12 +3,12 @@
 //! stream's own decoder, so a dump of a readings topic (`kcat -C -t readings -e > dump.jsonl`)
 //! backtests as the stream would read it. Each `(line, machine)` becomes one series, scored
 //! like one CSV file. The label of a reading is the message's top-level `--label-col` key
-//! (true/false, 1/0, "anomaly"/"normal"; absent = normal).
+//! (true/false, 1/0, "anomaly"/"normal"; absent = normal; given twice, an error).
 //!
 //! A line the stream would dead-letter is an error naming its line number and reason: a
 //! backtest over a file with refused messages would score something other than the file. In
-//! the long format a channel repeated at one instant is dropped and counted, as the stream
-//! does.
+//! the long format a channel repeated at one instant is dropped, as the stream does, and
+//! counted in the series' `cells.repeated`.
 
 use std::collections::{BTreeMap, HashMap};
 use std::io::BufRead as _;
@@ -60,7 +60,8 @@ pub(super) fn read_jsonl(
     // (line, machine) -> time -> readings at that time (wide: each message its own reading;
     // long: one gathered reading per instant).
     let mut series: BTreeMap<(String, String), BTreeMap<i64, Vec<Instant>>> = BTreeMap::new();
-    let mut repeated = 0u64;
+    // (line, machine) -> long-format values repeated at one of its instants.
+    let mut repeated: BTreeMap<(String, String), u64> = BTreeMap::new();
     for (i, text) in std::io::BufReader::new(file).lines().enumerate() {
         let n = i + 1;
         let text = text.with_context(|| format!("{}: line {n}", path.display()))?;
@@ -96,8 +97,9 @@ pub(super) fn read_jsonl(
                     });
             }
             Decoded::Value(v) => {
+                let key = (v.line, v.machine);
                 let at = series
-                    .entry((v.line, v.machine))
+                    .entry(key.clone())
                     .or_default()
                     .entry(v.ts_ms)
                     .or_default();
@@ -106,7 +108,7 @@ pub(super) fn read_jsonl(
                 }
                 let inst = &mut at[0];
                 if inst.values.iter().any(|(c, _)| *c == v.channel) {
-                    repeated += 1;
+                    *repeated.entry(key).or_default() += 1;
                 } else {
                     inst.values.push((v.channel, v.value));
                 }
@@ -115,8 +117,9 @@ pub(super) fn read_jsonl(
             Decoded::Sparkplug(_) => bail!("{}: not a JSON format", path.display()),
         }
     }
-    if repeated > 0 {
-        tracing::warn!(file = %path.display(), values = repeated, "a channel repeated at one instant of one machine: dropped, as the stream does");
+    let repeated_values: u64 = repeated.values().sum();
+    if repeated_values > 0 {
+        tracing::warn!(file = %path.display(), values = repeated_values, "a channel repeated at one instant of one machine: dropped, as the stream does (counted in cells.repeated)");
     }
     if series.is_empty() {
         bail!("{}: no readings", path.display());
@@ -131,30 +134,72 @@ pub(super) fn read_jsonl(
                 escape(&line),
                 escape(&machine)
             ));
-            (name, to_series(times))
+            let repeated = repeated.get(&(line, machine)).copied().unwrap_or(0);
+            (name, to_series(times, repeated))
         })
         .collect())
 }
 
-/// `label_key` of the message: true/false, 1/0 or a label word; absent or null = normal.
+/// `label_key` of the message: true/false, 1/0 or a label word; absent or null = normal. A
+/// key given twice is an error: the stream's decoder ignores the fields it does not read, so
+/// nothing else would refuse it, and taking either value would be a silent guess.
 fn label_of(text: &str, label_key: &str) -> Result<bool, String> {
-    let v: serde_json::Value = serde_json::from_str(text).map_err(|e| format!("not JSON ({e})"))?;
-    match v.get(label_key) {
+    let mut de = serde_json::Deserializer::from_str(text);
+    let found = serde::de::DeserializeSeed::deserialize(LabelSeed(label_key), &mut de)
+        .map_err(|e| e.to_string())?;
+    match found {
         None | Some(serde_json::Value::Null) => Ok(false),
-        Some(serde_json::Value::Bool(b)) => Ok(*b),
+        Some(serde_json::Value::Bool(b)) => Ok(b),
         Some(serde_json::Value::Number(x)) => {
             parse_label(&x.to_string(), b'.').ok_or_else(|| format!("`{label_key}` is {x}"))
         }
         Some(serde_json::Value::String(s)) => {
-            parse_label(s, b'.').ok_or_else(|| format!("`{label_key}` is {s:?}"))
+            parse_label(&s, b'.').ok_or_else(|| format!("`{label_key}` is {s:?}"))
         }
         Some(other) => Err(format!("`{label_key}` is {other}")),
     }
 }
 
+/// The value of one top-level key of a JSON object, the other values skipped; an error when
+/// the key appears twice.
+struct LabelSeed<'k>(&'k str);
+
+impl<'de> serde::de::DeserializeSeed<'de> for LabelSeed<'_> {
+    type Value = Option<serde_json::Value>;
+
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_map(self)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for LabelSeed<'_> {
+    type Value = Option<serde_json::Value>;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a JSON object")
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let mut found = None;
+        while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
+            if key != self.0 {
+                map.next_value::<serde::de::IgnoredAny>()?;
+            } else if found.is_some() {
+                return Err(serde::de::Error::custom(format!(
+                    "`{}` appears twice",
+                    self.0
+                )));
+            } else {
+                found = Some(map.next_value::<serde_json::Value>()?);
+            }
+        }
+        Ok(found)
+    }
+}
+
 /// A machine's readings as a series: channels sorted by name, rows in time order, a channel
 /// absent from a reading counted as a missing cell.
-fn to_series(times: BTreeMap<i64, Vec<Instant>>) -> CsvFile {
+fn to_series(times: BTreeMap<i64, Vec<Instant>>, repeated: u64) -> CsvFile {
     let mut columns: BTreeMap<String, ColumnCells> = BTreeMap::new();
     for inst in times.values().flatten() {
         for (c, _) in &inst.values {
@@ -189,11 +234,29 @@ fn to_series(times: BTreeMap<i64, Vec<Instant>>) -> CsvFile {
         values: columns.values().map(|c| c.values).sum(),
         missing: columns.values().map(|c| c.missing).sum(),
         columns: columns.into_values().filter(|c| c.missing > 0).collect(),
+        repeated,
         ..CellCounts::default()
     };
     CsvFile {
         channels,
         rows,
         cells,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::label_of;
+
+    #[test]
+    fn labels_are_read_and_a_repeated_label_is_refused() {
+        let read = |t: &str| label_of(t, "label");
+        assert_eq!(read(r#"{"label":1,"x":{"label":0}}"#), Ok(true));
+        assert_eq!(read(r#"{"label":"normal"}"#), Ok(false));
+        assert_eq!(read(r#"{"label":null,"other":1,"other":2}"#), Ok(false));
+        assert_eq!(read(r#"{"x":true}"#), Ok(false));
+        assert!(read(r#"{"label":"maybe"}"#).is_err());
+        let twice = read(r#"{"label":0,"v":1,"label":1}"#).unwrap_err();
+        assert!(twice.contains("`label` appears twice"), "{twice}");
     }
 }

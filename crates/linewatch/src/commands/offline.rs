@@ -56,8 +56,9 @@ pub(crate) struct BacktestArgs {
     slide: Option<Duration>,
     #[command(flatten)]
     baseline: BaselineArgs,
-    /// Pipeline file for the model and alert settings (default: built-in defaults); a
-    /// [window] channels list is not needed (the CSV's columns are the channels).
+    /// Pipeline file for the model and alert settings, and for JSON Lines files the
+    /// [decode] format and field mapping (default: built-in defaults); a [window] channels
+    /// list is not needed (the CSV's columns are the channels).
     #[arg(long)]
     pipeline: Option<PathBuf>,
     /// Output folder or object-store URL: rows.csv and summary.json.
