@@ -30,54 +30,32 @@ use crate::timestamp::parse_rfc3339_ms;
 /// Scans `text` (already checked for size and UTF-8) as a plain reading; `None` sends it to
 /// the serde walk.
 pub(super) fn scan_reading<'a>(text: &'a str, limits: &DecodeLimits) -> Option<Fields<'a>> {
-    let mut s = Scanner {
-        b: text.as_bytes(),
-        text,
-        i: 0,
-    };
-    s.ws();
-    s.eat(b'{')?;
     let mut f = Fields::default();
-    s.ws();
-    if s.peek()? == b'}' {
-        return None;
-    }
-    loop {
-        s.ws();
-        let key = s.key()?;
-        s.ws();
-        s.eat(b':')?;
-        s.ws();
+    Scanner::new(text).document(Scanner::key, |s, key| {
         match key {
-            Key::Line => first(&mut f.line, Cow::Borrowed(s.string()?))?,
-            Key::Machine => first(&mut f.machine, Cow::Borrowed(s.string()?))?,
+            Key::Line => first(&mut f.line, Cow::Borrowed(s.string()?)),
+            Key::Machine => first(&mut f.machine, Cow::Borrowed(s.string()?)),
             Key::Ts => {
                 let ts = if s.peek()? == b'"' {
                     parse_rfc3339_ms(s.string()?).ok()?
                 } else {
                     s.integer()?
                 };
-                first(&mut f.ts, ts)?;
+                first(&mut f.ts, ts)
             }
             Key::Values => {
                 if f.values.is_some() {
                     return None;
                 }
                 f.values = Some(s.values(limits)?);
+                Some(())
             }
             // Another field (a unit, a sequence number): ignored, as the serde walk does,
             // once its syntax is checked; an object or an array goes to the walk.
-            Key::Other => s.scalar()?,
+            Key::Other => s.scalar(),
         }
-        s.ws();
-        match s.next()? {
-            b',' => continue,
-            b'}' => break,
-            _ => return None,
-        }
-    }
-    s.ws();
-    (s.i == s.b.len()).then_some(f)
+    })?;
+    Some(f)
 }
 
 /// The fields of the contract, and any other.
@@ -138,6 +116,58 @@ struct Number<'a> {
 // The loops below work on a local index and store it back once: an index kept in `self`
 // across a byte loop is reloaded from memory at every byte (the scanner is twice as slow).
 impl<'a> Scanner<'a> {
+    fn new(text: &'a str) -> Self {
+        Self {
+            b: text.as_bytes(),
+            text,
+            i: 0,
+        }
+    }
+
+    /// The whole text as one [`Scanner::object`], with nothing but whitespace around it.
+    #[inline]
+    fn document<K>(
+        &mut self,
+        key: impl FnMut(&mut Self) -> Option<K>,
+        value: impl FnMut(&mut Self, K) -> Option<()>,
+    ) -> Option<()> {
+        self.ws();
+        self.object(key, value)?;
+        self.ws();
+        (self.i == self.b.len()).then_some(())
+    }
+
+    /// A non-empty JSON object (RFC 8259 section 4): `{`, members `key : value` separated
+    /// by commas, `}`, whitespace between any two tokens; each member's key read by `key`,
+    /// its value by `value`. `None` at a syntax error, at whatever `key` or `value` refuses,
+    /// and for `{}` (no message these scanners read is empty).
+    #[inline]
+    fn object<K>(
+        &mut self,
+        mut key: impl FnMut(&mut Self) -> Option<K>,
+        mut value: impl FnMut(&mut Self, K) -> Option<()>,
+    ) -> Option<()> {
+        self.eat(b'{')?;
+        self.ws();
+        if self.peek()? == b'}' {
+            return None;
+        }
+        loop {
+            self.ws();
+            let k = key(self)?;
+            self.ws();
+            self.eat(b':')?;
+            self.ws();
+            value(self, k)?;
+            self.ws();
+            match self.next()? {
+                b',' => continue,
+                b'}' => return Some(()),
+                _ => return None,
+            }
+        }
+    }
+
     #[inline]
     fn peek(&self) -> Option<u8> {
         self.b.get(self.i).copied()
@@ -391,19 +421,9 @@ impl<'a> Scanner<'a> {
     /// The `values` object: channel -> finite number within [`MAX_ABS_VALUE`], each channel
     /// once, at most `max_channels`, at least one.
     fn values(&mut self, limits: &DecodeLimits) -> Option<Vec<(Cow<'a, str>, f64)>> {
-        self.eat(b'{')?;
         let mut out: Vec<(Cow<'a, str>, f64)> = Vec::with_capacity(8);
-        self.ws();
-        if self.peek()? == b'}' {
-            return None;
-        }
-        loop {
-            self.ws();
-            let channel = self.string()?;
-            self.ws();
-            self.eat(b':')?;
-            self.ws();
-            let x = self.value()?;
+        self.object(Self::string, |s, channel| {
+            let x = s.value()?;
             if !x.is_finite()
                 || x.abs() > MAX_ABS_VALUE
                 || out.len() >= limits.max_channels
@@ -412,13 +432,9 @@ impl<'a> Scanner<'a> {
                 return None;
             }
             out.push((Cow::Borrowed(channel), x));
-            self.ws();
-            match self.next()? {
-                b',' => continue,
-                b'}' => return Some(out),
-                _ => return None,
-            }
-        }
+            Some(())
+        })?;
+        Some(out)
     }
 }
 

@@ -27,44 +27,23 @@ pub(in crate::decode) fn scan_flat<'a>(
     text: &'a str,
     keys: &[(String, Slot)],
 ) -> Option<Found<'a>> {
-    let mut s = Scanner {
-        b: text.as_bytes(),
-        text,
-        i: 0,
-    };
     let mut found: Found<'a> = Default::default();
     let mut seen: [&str; MAX_KEYS] = [""; MAX_KEYS];
-    s.ws();
-    s.eat(b'{')?;
-    s.ws();
-    if s.peek()? == b'}' {
-        return None;
-    }
-    for n in 0..MAX_KEYS {
-        s.ws();
-        let key = s.string()?;
-        if seen[..n].contains(&key) {
+    let mut n = 0;
+    let mut member = |s: &mut Scanner<'a>, key: &'a str| {
+        if n == MAX_KEYS || seen[..n].contains(&key) {
             return None;
         }
         seen[n] = key;
-        s.ws();
-        s.eat(b':')?;
-        s.ws();
+        n += 1;
         let value = s.json_scalar()?;
         if let Some((_, slot)) = keys.iter().find(|(k, _)| k == key) {
             found[*slot as usize] = Some(value);
         }
-        s.ws();
-        match s.next()? {
-            b',' => continue,
-            b'}' => {
-                s.ws();
-                return (s.i == s.b.len()).then_some(found);
-            }
-            _ => return None,
-        }
-    }
-    None
+        Some(())
+    };
+    Scanner::new(text).document(Scanner::string, &mut member)?;
+    Some(found)
 }
 
 impl<'a> Scanner<'a> {
