@@ -13,7 +13,7 @@ use crate::telemetry::events::{
     ConsumerLag, InspectionDecoded, LongValueRepeated, MachineOnSeveralPartitions, MessageConsumed,
     MessageDeadLettered, ReadingDecoded, ReadingLate, RekeyReplayDropped, SparkplugDecoded,
 };
-use linewatch_window::{Decoded, Reading};
+use linewatch_window::{Decoded, PushError, PushOutcome, Reading, Windower};
 
 impl Pipeline {
     /// Handles one message of the readings or the inspections topic.
@@ -28,22 +28,38 @@ impl Pipeline {
         let (p, offset) = (m.partition(), m.offset());
         let readings = m.topic() == self.windowed_topic;
         if readings && self.first_copy(m)? {
-            // The long JSON format is read borrowed from the message and gathered without
-            // copying its ids; every other format decodes into owned values.
-            let decoded = match self.decoder.decode_long(payload, m.key()) {
-                Some(Ok(value)) => {
-                    self.gather(p, value, offset)?;
-                    None
+            // The contract's JSON is windowed borrowed from the message, and the long JSON
+            // format gathered without copying its ids; every other format decodes into owned
+            // values.
+            let decoded = if let Some(reading) = self.decoder.decode_reading_ref(payload) {
+                match reading {
+                    Ok(r) => {
+                        ReadingDecoded.emit(&mut self.progress);
+                        self.check_keying(&r.line, &r.machine, p);
+                        if let Err(e) = self.window_with(p, |w| w.push_ref(&r, offset as u64))? {
+                            self.dead_letter(m, producer, e.reason(), &e.to_string())
+                                .await?;
+                        }
+                        None
+                    }
+                    Err(e) => Some(Err(e)),
                 }
-                Some(Err(e)) => Some(Err(e)),
-                None => Some(self.decoder.decode(payload, m.key())),
+            } else {
+                match self.decoder.decode_long(payload, m.key()) {
+                    Some(Ok(value)) => {
+                        self.gather(p, value, offset)?;
+                        None
+                    }
+                    Some(Err(e)) => Some(Err(e)),
+                    None => Some(self.decoder.decode(payload, m.key())),
+                }
             };
             if let Some(decoded) = decoded {
                 match decoded {
                     Ok(Decoded::Reading(reading)) => {
                         ReadingDecoded.emit(&mut self.progress);
                         self.check_keying(&reading.line, &reading.machine, p);
-                        if let Err(e) = self.window_reading(p, &reading, offset as u64)? {
+                        if let Err(e) = self.window_with(p, |w| w.push(&reading, offset as u64))? {
                             self.dead_letter(m, producer, e.reason(), &e.to_string())
                                 .await?;
                         }
@@ -59,7 +75,9 @@ impl Pipeline {
                             // One instant: refused like a wide reading.
                             ReadingDecoded.emit(&mut self.progress);
                             self.check_keying(&reading.line, &reading.machine, p);
-                            if let Err(e) = self.window_reading(p, reading, offset as u64)? {
+                            if let Err(e) =
+                                self.window_with(p, |w| w.push(reading, offset as u64))?
+                            {
                                 self.dead_letter(m, producer, e.reason(), &e.to_string())
                                     .await?;
                             }
@@ -176,16 +194,16 @@ impl Pipeline {
         }
     }
 
-    /// Pushes a reading into partition `p`'s windower and scores what closed; the windower's
-    /// refusal comes back for the caller to dead-letter.
-    fn window_reading(
+    /// Pushes a reading into partition `p`'s windower (`push`: [`Windower::push`] of an owned
+    /// reading or [`Windower::push_ref`] of a borrowed one) and scores what closed; the
+    /// windower's refusal comes back for the caller to dead-letter.
+    fn window_with(
         &mut self,
         p: i32,
-        reading: &Reading,
-        seq: u64,
-    ) -> anyhow::Result<Result<(), linewatch_window::PushError>> {
+        push: impl FnOnce(&mut Windower) -> Result<PushOutcome, PushError>,
+    ) -> anyhow::Result<Result<(), PushError>> {
         let st = self.partition(p)?;
-        match st.windower.push(reading, seq) {
+        match push(&mut st.windower) {
             Ok(outcome) => {
                 if outcome.is_late() {
                     ReadingLate.emit(&mut self.progress);
@@ -207,7 +225,7 @@ impl Pipeline {
         seq: u64,
     ) -> anyhow::Result<()> {
         ReadingDecoded.emit(&mut self.progress);
-        if let Err(e) = self.window_reading(p, reading, seq)? {
+        if let Err(e) = self.window_with(p, |w| w.push(reading, seq))? {
             tracing::warn!(machine = %reading.machine, ts_ms = reading.ts_ms, error = %e,
                 "a gathered long-format reading was refused by the windower");
             MessageDeadLettered {

@@ -365,9 +365,9 @@ impl Rekeyer {
     }
 
     /// Waits for the acknowledgement of everything forwarded, then commits the readings
-    /// offsets past it (`Async` while running, `Sync` at the stop). A commit refused because the partition moved to another member is
-    /// logged: the new owner forwards those messages again and the windowing side drops the
-    /// copies.
+    /// offsets past it (`Async` while running, `Sync` at the stop). A commit refused because
+    /// the partition moved to another member is logged: the new owner forwards those
+    /// messages again and the windowing side drops the copies.
     async fn settle_and_commit(
         &mut self,
         consumer: &StreamConsumer<LwContext>,

@@ -54,6 +54,11 @@ pub fn route_of(
         machine,
         ts_ms,
     };
+    if let Some(reading) = decoder.decode_reading_ref(payload) {
+        return reading
+            .ok()
+            .map(|r| route(r.line.into_owned(), r.machine.into_owned(), r.ts_ms));
+    }
     if let Some(long) = decoder.decode_long(payload, key) {
         return long
             .ok()

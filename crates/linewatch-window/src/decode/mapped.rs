@@ -22,7 +22,7 @@ use super::fast::scan_flat;
 use super::parse::Fields;
 use super::tree::parse_tree;
 use super::walk::{Found, PointerTree, Slot, Walked, kind, walk};
-use super::{DecodeError, DecodeLimits, Reading, common, decode_reading};
+use super::{DecodeError, DecodeLimits, Reading, ReadingRef, common};
 
 /// The shape of a readings message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
@@ -258,6 +258,8 @@ pub struct MappedDecoder {
     /// The walk's keys when every pointer is a top-level key: the byte scanner reads the
     /// plain messages first.
     flat: Option<Vec<(String, Slot)>>,
+    /// `json` with the contract's own mapping: read by [`super::decode_reading_ref`].
+    contract: bool,
 }
 
 impl MappedDecoder {
@@ -269,12 +271,14 @@ impl MappedDecoder {
             .then(|| PointerTree::new(&map.pointers(true)))
             .flatten();
         let flat = walk.as_ref().and_then(PointerTree::flat_keys);
+        let contract = format == Format::Json && map.is_contract();
         Self {
             format,
             map,
             limits,
             walk,
             flat,
+            contract,
         }
     }
 
@@ -290,8 +294,8 @@ impl MappedDecoder {
     /// not UTF-8 with `machine_from_key` is a missing or wrong-typed `machine`; keys that
     /// appear twice in one JSON object are `duplicate_key`.
     pub fn decode(&self, bytes: &[u8], key: Option<&[u8]>) -> Result<Decoded, DecodeError> {
-        if self.format == Format::Json && self.map.is_contract() {
-            return decode_reading(bytes, &self.limits).map(Decoded::Reading);
+        if let Some(reading) = self.decode_reading_ref(bytes) {
+            return reading.map(|r| Decoded::Reading(r.into_owned()));
         }
         if self.format == Format::SparkplugB || self.format.is_avro() {
             return Err(DecodeError::NotJson(
@@ -305,6 +309,17 @@ impl MappedDecoder {
         }
         let root = parse_tree(bytes, &self.limits)?;
         self.decode_tree(&root, key)
+    }
+
+    /// Decodes one `json` message of the contract's own mapping borrowed
+    /// ([`super::decode_reading_ref`]: strings borrowed from `bytes`, one allocation for the
+    /// values); `None` for any other format or mapping (use [`MappedDecoder::decode`]).
+    pub fn decode_reading_ref<'a>(
+        &self,
+        bytes: &'a [u8],
+    ) -> Option<Result<ReadingRef<'a>, DecodeError>> {
+        self.contract
+            .then(|| super::decode_reading_ref(bytes, &self.limits))
     }
 
     /// Decodes one `json_long` message into a value that borrows its strings from `bytes`

@@ -2,7 +2,7 @@
 
 use super::{
     AvroDecoder, DecodeError, DecodeLimits, Decoded, FieldMap, Format, LongValueRef, MappedDecoder,
-    SchemaSource, SparkplugDecoder, SparkplugMap,
+    ReadingRef, SchemaSource, SparkplugDecoder, SparkplugMap,
 };
 
 /// Decodes the messages of one readings topic: `json` and `json_long` by a field mapping
@@ -56,6 +56,19 @@ impl ReadingsDecoder {
     ) -> Option<Result<LongValueRef<'a>, DecodeError>> {
         match self {
             Self::Mapped(d) if d.format() == Format::JsonLong => Some(d.decode_long(bytes, key)),
+            _ => None,
+        }
+    }
+
+    /// Decodes one `json` message of the contract's own mapping borrowed
+    /// ([`MappedDecoder::decode_reading_ref`]); `None` for every other format and mapping
+    /// (use [`ReadingsDecoder::decode`]).
+    pub fn decode_reading_ref<'a>(
+        &self,
+        bytes: &'a [u8],
+    ) -> Option<Result<ReadingRef<'a>, DecodeError>> {
+        match self {
+            Self::Mapped(d) => d.decode_reading_ref(bytes),
             _ => None,
         }
     }

@@ -605,3 +605,30 @@ fn the_hive_default_partition_name_is_the_plus_two() {
     let line = "__HIVE_DEFAULT_PARTITION__";
     assert_eq!(line_path_len(line), line.len() + 2);
 }
+
+/// The borrowed read of the contract's JSON is offered for that format and mapping only,
+/// and reads what the owned decode reads (refusals included).
+#[test]
+fn the_borrowed_reading_is_the_contract_s_alone() {
+    let json = MappedDecoder::new(Format::Json, FieldMap::default(), lim());
+    let borrowed = json.decode_reading_ref(GOOD.as_bytes()).unwrap().unwrap();
+    let Ok(Decoded::Reading(owned)) = json.decode(GOOD.as_bytes(), None) else {
+        panic!("the contract example decodes");
+    };
+    assert_eq!(borrowed.into_owned(), owned);
+    let bad = br#"{"line":"l","machine":"m","ts":1,"values":{}}"#;
+    let refused = json.decode_reading_ref(bad).unwrap().unwrap_err();
+    assert_eq!(
+        refused.reason(),
+        json.decode(bad, None).unwrap_err().reason()
+    );
+
+    let long = MappedDecoder::new(Format::JsonLong, FieldMap::default(), lim());
+    assert!(long.decode_reading_ref(GOOD.as_bytes()).is_none());
+    let mapped = FieldMap {
+        line_constant: Some("press-3".into()),
+        ..FieldMap::default()
+    };
+    let mapped = MappedDecoder::new(Format::Json, mapped, lim());
+    assert!(mapped.decode_reading_ref(GOOD.as_bytes()).is_none());
+}
